@@ -1,0 +1,36 @@
+"""The app factory: ``create_app(settings)`` builds the FastAPI app; nothing connects at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.routes import health
+from api.settings import Settings
+from gis.store import create_engine, resolve_database
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the service; the lifespan opens the database pool and keeps it on app.state."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = resolve_database(settings.db)
+        engine = create_engine(database, pool_size=settings.db.pool_size)
+        app.state.database = database
+        app.state.engine = engine
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(title=settings.api.title, version="0.1.0", lifespan=lifespan,
+                  docs_url="/docs", openapi_url="/openapi.json")
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,231 @@
+"""The ``minqing`` command line: serve, database, fixtures, grids."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy.engine import Engine
+
+from api.settings import Settings
+from gis.store import create_engine, migrate, resolve_database, start_database
+
+app = typer.Typer(help="民情地图 (Minqing Map) grid-governance GIS service.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+db_app = typer.Typer(help="The PostGIS database (embedded cluster by default).",
+                     no_args_is_help=True)
+fixtures_app = typer.Typer(help="The synthetic Lanzhou fixtures.", no_args_is_help=True)
+grids_app = typer.Typer(help="Grid files: validate, import, export.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(fixtures_app, name="fixtures")
+app.add_typer(grids_app, name="grids")
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _prepare_database(settings: Settings, *, load: bool) -> bool:
+    """Start (embedded), migrate and optionally load fixtures; True if the cluster was started."""
+    from gis.fixture_load import ensure_fixture_files, load_fixtures
+
+    database = resolve_database(settings.db)
+    started = start_database(database, settings.db.name)
+    engine = create_engine(database)
+    try:
+        migrate(engine)
+        if load:
+            fx = settings.fixtures
+            if ensure_fixture_files(fx.dir, fx.seed, fx.events):
+                _say(f"generated the synthetic Lanzhou in {fx.dir}")
+            with engine.begin() as conn:
+                result = load_fixtures(conn, fx.dir)
+            if result.loaded and result.grids is not None:
+                _say(f"loaded fixtures: {result.grids.summary()}, "
+                     f"{result.gridworkers} gridworkers")
+    finally:
+        engine.dispose()
+    return started
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+    load: Annotated[bool, typer.Option(help="Load the synthetic Lanzhou if empty")] = True,
+    keep_db: Annotated[bool, typer.Option(help="Leave the embedded database running")] = False,
+) -> None:
+    """Start the service (and, on the embedded default, its own PostGIS)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings()
+    database = resolve_database(settings.db)
+    _prepare_database(settings, load=load)
+    _say(f"database: {database.display_url()}")
+    try:
+        uvicorn.run(create_app(settings), host=host or settings.api.host,
+                    port=port or settings.api.port, log_level="info")
+    finally:
+        if database.cluster is not None and not keep_db:
+            database.cluster.stop()
+            _say("embedded database stopped")
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Start the embedded cluster and apply migrations."""
+    settings = Settings()
+    _prepare_database(settings, load=False)
+    _say(resolve_database(settings.db).display_url())
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded cluster."""
+    database = resolve_database(Settings().db)
+    if database.cluster is None:
+        _say("a configured database URL is in use: nothing to stop")
+        return
+    database.cluster.stop()
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Say which database is used and whether the embedded one runs."""
+    database = resolve_database(Settings().db)
+    running = database.cluster.running() if database.cluster else None
+    typer.echo(json.dumps({"url": database.display_url(), "embedded": database.embedded,
+                           "running": running}))
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply the migrations to the configured database."""
+    _prepare_database(Settings(), load=False)
+
+
+@fixtures_app.command("make")
+def fixtures_make(
+    out: Annotated[Path | None, typer.Option(help="Output folder")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed")] = None,
+    events: Annotated[int | None, typer.Option(help="Number of sample events")] = None,
+) -> None:
+    """Generate the synthetic Lanzhou (same seed, same bytes)."""
+    from gis.synth import make_fixtures
+
+    fx = Settings().fixtures
+    manifest = make_fixtures(out or fx.dir, seed=fx.seed if seed is None else seed,
+                             events=fx.events if events is None else events)
+    typer.echo(json.dumps(manifest.get("counts", manifest), ensure_ascii=False, indent=1))
+
+
+@fixtures_app.command("load")
+def fixtures_load(force: Annotated[bool, typer.Option(help="Load even if grids exist")] = False,
+                  ) -> None:
+    """Load the synthetic Lanzhou into the database."""
+    from gis.fixture_load import ensure_fixture_files, load_fixtures
+
+    settings = Settings()
+    _prepare_database(settings, load=False)
+    fx = settings.fixtures
+    ensure_fixture_files(fx.dir, fx.seed, fx.events)
+    engine = create_engine(resolve_database(settings.db))
+    with engine.begin() as conn:
+        result = load_fixtures(conn, fx.dir, force=force)
+    _say(result.grids.summary() if result.grids else "grids already loaded; nothing done")
+
+
+def _grid_engine() -> Engine:
+    settings = Settings()
+    database = resolve_database(settings.db)
+    start_database(database, settings.db.name)
+    engine = create_engine(database)
+    migrate(engine)
+    return engine
+
+
+@grids_app.command("validate")
+def grids_validate(
+    files: Annotated[list[Path] | None, typer.Argument(help="Grid files; none: the store")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    city: Annotated[bool, typer.Option(help="Expect the full city's counts")] = False,
+    encoding: Annotated[str | None, typer.Option(help="Attribute encoding (GBK...)")] = None,
+) -> None:
+    """Check topology: validity, gaps, overlaps, nesting, counts. Exit 1 on faults."""
+    from gis.grid_files_set import read_grid_files
+    from gis.grid_import import CITY_COUNTS, current_grids
+    from gis.topology import check_topology
+
+    if files:
+        grids = read_grid_files(files, encoding=encoding)
+    else:
+        with _grid_engine().connect() as conn:
+            grids = current_grids(conn)
+    report = check_topology(grids, expected_counts=CITY_COUNTS if city else None)
+    typer.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=1) if as_json
+               else report.to_text())
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@grids_app.command("import")
+def grids_import(
+    files: Annotated[list[Path], typer.Argument(help="GeoPackage / GeoJSON / Shapefile")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the history)")] = "import",
+    author: Annotated[str, typer.Option(help="Who")] = "cli",
+    encoding: Annotated[str | None, typer.Option(help="Attribute encoding (GBK...)")] = None,
+) -> None:
+    """Import grids as a new version, all or nothing (levels in the files replace the store's)."""
+    from gis.grid_files_set import read_grid_files
+    from gis.grid_import import import_grid_set
+
+    grids = read_grid_files(files, encoding=encoding)
+    with _grid_engine().begin() as conn:
+        result = import_grid_set(conn, grids, author=author, reason=reason)
+    typer.echo(result.summary() if result.version else "no change: nothing imported")
+
+
+@grids_app.command("export")
+def grids_export(
+    out: Annotated[Path, typer.Argument(help="Output .gpkg / .geojson / .shp")],
+    level: Annotated[str | None, typer.Option(help="large, medium or small")] = None,
+    at: Annotated[str | None, typer.Option(help="As of this date (YYYY-MM-DD)")] = None,
+    encoding: Annotated[str, typer.Option(help="Shapefile attribute encoding")] = "UTF-8",
+) -> None:
+    """Export the current (or as-of) grids."""
+    import datetime as dt
+
+    from gis.grid_files_set import export_grids
+
+    if level not in (None, "large", "medium", "small"):
+        raise typer.BadParameter("level must be large, medium or small", param_hint="--level")
+    when = None
+    if at:
+        try:
+            when = dt.datetime.fromisoformat(at).replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
+        except ValueError as exc:
+            raise typer.BadParameter(f"not a date: {at!r}", param_hint="--at") from exc
+    with _grid_engine().connect() as conn:
+        written = export_grids(conn, out, level=level, at=when, encoding=encoding)
+    _say(f"wrote {written} grids to {out}")
+
+
+def main() -> None:
+    """Entry point of the ``minqing`` command: domain errors become a message and exit code 2."""
+    from gis.errors import MinqingError
+
+    try:
+        app()
+    except MinqingError as exc:
+        _say(f"error: {exc.message}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""One place that turns errors into responses; database error text never reaches a client."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+
+from gis.errors import MinqingError
+
+log = logging.getLogger(__name__)
+
+
+def _request_id(request: Request) -> str:
+    return request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map domain errors, validation errors, database outages and bugs to JSON answers."""
+
+    @app.exception_handler(MinqingError)
+    async def domain_error(request: Request, exc: MinqingError) -> JSONResponse:
+        return JSONResponse(exc.to_dict(), status_code=exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"where": ".".join(str(p) for p in err.get("loc", ())), "problem": err.get("msg")}
+            for err in exc.errors()
+        ]
+        message = "; ".join(f"{p['where']}: {p['problem']}" for p in problems)
+        return JSONResponse(
+            {"error": "invalid_input", "message": message, "details": problems}, status_code=422
+        )
+
+    @app.exception_handler(OperationalError)
+    async def database_down(request: Request, exc: OperationalError) -> JSONResponse:
+        request_id = _request_id(request)
+        log.error("database unavailable (request %s): %s", request_id, exc)
+        return JSONResponse(
+            {"error": "unavailable", "message": "the database is unavailable; retry shortly",
+             "request_id": request_id},
+            status_code=503, headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> JSONResponse:
+        request_id = _request_id(request)
+        log.exception("unhandled error (request %s)", request_id)
+        return JSONResponse(
+            {"error": "internal_error", "message": "internal error", "request_id": request_id},
+            status_code=500,
+        )

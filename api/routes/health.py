@@ -1,0 +1,65 @@
+"""Health: liveness, readiness, and a page with the grid counts and the database in use."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from gis.store import current_version, grid_counts, postgis_version
+
+router = APIRouter(tags=["health"])
+
+
+def _facts(request: Request) -> dict[str, Any]:
+    database = request.app.state.database
+    with request.app.state.engine.connect() as conn:
+        return {
+            "status": "ok",
+            "grids": grid_counts(conn),
+            "grid_version": current_version(conn),
+            "database": {
+                "url": database.display_url(),
+                "embedded": database.embedded,
+                "postgis": postgis_version(conn),
+            },
+        }
+
+
+@router.get("/health", summary="Grid counts per level and the database in use")
+def health(request: Request, f: str | None = None) -> Response:
+    """JSON by default; HTML for browsers (Accept: text/html) or ``?f=html``."""
+    facts = _facts(request)
+    wants_html = f == "html" or (f is None and "text/html" in request.headers.get("accept", ""))
+    if not wants_html:
+        return JSONResponse(facts)
+    names = {"large": "大网格 (镇街)", "medium": "中网格 (村社区)", "small": "小网格 (组小区)"}
+    rows = "".join(
+        f"<tr><td>{names[level]}</td><td id='count-{level}'>{count}</td></tr>"
+        for level, count in facts["grids"].items()
+    )
+    db = facts["database"]
+    kind = "embedded (project-local cluster)" if db["embedded"] else "configured URL"
+    page = f"""<!doctype html><html lang="zh"><head><meta charset="utf-8">
+<title>民情地图 health</title></head><body>
+<h1>民情地图 · service health</h1>
+<table><tr><th>level</th><th>grids</th></tr>{rows}</table>
+<p>grid version: {facts['grid_version']}</p>
+<p>database: <code>{html.escape(db['url'])}</code> ({kind}), PostGIS {html.escape(db['postgis'])}</p>
+</body></html>"""
+    return HTMLResponse(page)
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+def healthz() -> dict[str, str]:
+    """Always ok while the process runs."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness: the database answers")
+def readyz(request: Request) -> dict[str, Any]:
+    """Ok when a query reaches PostGIS (503 via the error handler otherwise)."""
+    with request.app.state.engine.connect() as conn:
+        return {"status": "ready", "grids": grid_counts(conn)}

@@ -1,0 +1,29 @@
+"""Settings of the web service (prefix ``MINQING_API_``) and the bundle the app factory takes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gis.settings import DatabaseSettings, FixtureSettings
+
+
+class ApiSettings(BaseSettings):
+    """Where and how the HTTP service listens."""
+
+    model_config = SettingsConfigDict(env_prefix="MINQING_API_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    title: str = "民情地图 Minqing Map"
+
+
+@dataclass
+class Settings:
+    """Everything ``create_app`` needs, one settings class per concern."""
+
+    api: ApiSettings = field(default_factory=ApiSettings)
+    db: DatabaseSettings = field(default_factory=DatabaseSettings)
+    fixtures: FixtureSettings = field(default_factory=FixtureSettings)
