@@ -23,6 +23,8 @@ grids_app = typer.Typer(help="Grid files: validate, import, export.", no_args_is
 app.add_typer(db_app, name="db")
 app.add_typer(fixtures_app, name="fixtures")
 app.add_typer(grids_app, name="grids")
+users_app = typer.Typer(help="API tokens and their roles.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 
 
 def _say(message: str) -> None:
@@ -214,6 +216,28 @@ def grids_export(
     with _grid_engine().connect() as conn:
         written = export_grids(conn, out, level=level, at=when, encoding=encoding)
     _say(f"wrote {written} grids to {out}")
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="Who the token is for")],
+    role: Annotated[str, typer.Option(help="viewer, gridworker, planner, ingest or admin")],
+    grid: Annotated[str | None, typer.Option(help="A gridworker's small grid code")] = None,
+) -> None:
+    """Issue a token (printed once; only its hash is stored)."""
+    from gis.auth import issue_token
+
+    with _grid_engine().begin() as conn:
+        typer.echo(issue_token(conn, name, role, grid))
+
+
+@users_app.command("revoke")
+def users_revoke(name: Annotated[str, typer.Argument(help="Whose tokens")]) -> None:
+    """Revoke every live token of a user."""
+    from gis.auth import revoke_tokens
+
+    with _grid_engine().begin() as conn:
+        _say(f"revoked {revoke_tokens(conn, name)} token(s)")
 
 
 def main() -> None:

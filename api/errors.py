@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gis.errors import MinqingError
 
@@ -25,6 +26,15 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MinqingError)
     async def domain_error(request: Request, exc: MinqingError) -> JSONResponse:
         return JSONResponse(exc.to_dict(), status_code=exc.http_status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kinds = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "not_allowed",
+                 413: "too_large"}
+        return JSONResponse(
+            {"error": kinds.get(exc.status_code, "http_error"), "message": str(exc.detail)},
+            status_code=exc.status_code, headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

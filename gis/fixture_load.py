@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from gis.grid_import import CITY_COUNTS, GRID_COLUMNS, ImportResult, import_grid_set
 from gis.store import grid_counts
+from gis.synth import make_fixtures
 
 FIXTURE_VALID_FROM = dt.datetime(2026, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 
@@ -76,13 +78,10 @@ def ensure_fixture_files(fixture_dir: Path, seed: int, events: int) -> bool:
     """Generate the synthetic Lanzhou into ``fixture_dir`` unless it is there; True if generated."""
     manifest = fixture_dir / "manifest.json"
     if manifest.exists():
-        import json
-
         known = json.loads(manifest.read_text(encoding="utf-8"))
-        files = known.get("files", known.get("sha256", {}))
-        if known.get("seed") == seed and all((fixture_dir / name).exists() for name in files):
+        same = known.get("seed") == seed and known.get("events", {}).get("total") == events
+        if same and all((fixture_dir / name).exists() for name in known.get("files", {})):
             return False
-    from gis.synth import make_fixtures
 
     make_fixtures(fixture_dir, seed=seed, events=events)
     return True

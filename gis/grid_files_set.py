@@ -19,7 +19,7 @@ def read_grid_files(paths: list[Path], *, encoding: str | None = None) -> gpd.Ge
     """Read every file (every layer of a GeoPackage) into one grid GeoDataFrame."""
     frames = []
     for path in paths:
-        layers = [None]
+        layers: list[str | None] = [None]
         if path.suffix.lower() == ".gpkg":
             layers = [str(name) for name, _ in pyogrio.list_layers(path)]
         for layer in layers:

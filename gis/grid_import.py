@@ -53,7 +53,7 @@ def current_grids(conn: Connection, levels: tuple[str, ...] = LEVELS,
     )
     rows = conn.execute(query, {"levels": list(levels), "at": at}).all()
     frame = pd.DataFrame([r[:-1] for r in rows], columns=GRID_COLUMNS)
-    geometry = shapely.from_wkb([bytes(r[-1]) for r in rows]) if rows else []
+    geometry: Any = shapely.from_wkb([bytes(r[-1]) for r in rows]) if rows else []
     return gpd.GeoDataFrame(frame, geometry=geometry, crs="EPSG:4326")
 
 

@@ -73,7 +73,7 @@ class LocalCluster:
 
     @classmethod
     def for_data_dir(cls, data_dir: Path) -> LocalCluster:
-        """The cluster that belongs to ``data_dir`` (moved to /var/tmp if postgres cannot reach it)."""
+        """The cluster of ``data_dir`` (moved to /var/tmp if postgres cannot reach it)."""
         pgdata = data_dir.resolve() / "pg"
         if _running_as_root() and not _postgres_can_reach(pgdata.parent):
             digest = hashlib.sha256(str(pgdata).encode()).hexdigest()[:10]

@@ -26,7 +26,7 @@ class DatabaseSettings(BaseSettings):
     @field_validator("url")
     @classmethod
     def _postgres_only(cls, value: str | None) -> str | None:
-        if value in (None, ""):
+        if value is None or value == "":
             return None
         if not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
             raise ValueError("MINQING_DB_URL must be a postgresql:// URL")

@@ -81,7 +81,7 @@ def grid_counts(conn: Connection) -> dict[str, int]:
         sa.text("SELECT level, count(*) FROM grid WHERE version_high IS NULL GROUP BY level")
     )
     counts = {"large": 0, "medium": 0, "small": 0}
-    counts.update({level: int(n) for level, n in rows})
+    counts.update({str(level): int(n) for level, n in rows.tuples()})
     return counts
 
 
@@ -92,5 +92,5 @@ def postgis_version(conn: Connection) -> str:
 
 def current_version(conn: Connection) -> int | None:
     """Id of the newest grid version, or None before the first import."""
-    value = conn.execute(sa.text("SELECT max(id) FROM grid_version")).scalar_one()
+    value: int | None = conn.execute(sa.text("SELECT max(id) FROM grid_version")).scalar_one()
     return None if value is None else int(value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pytest
 import shapely
 import sqlalchemy as sa
@@ -12,7 +13,12 @@ from shapely import affinity
 
 from gis.fixture_load import load_fixtures, read_fixture_grids
 from gis.grid_import import TopologyRejected, current_grids, import_grid_set
+from gis.gridfiles import as_multipolygons
 from gis.store import Database, create_engine, grid_counts, migrate
+
+
+def _multi(geometry: shapely.Geometry) -> shapely.Geometry:
+    return as_multipolygons(np.array([geometry], dtype=object))[0]
 
 
 def test_migrations_are_idempotent(scratch_database: Database) -> None:
@@ -60,9 +66,9 @@ def test_reshape_between_neighbours_keeps_history(
     ][0]
     shrunk = affinity.scale(dedicated.geometry, 0.5, 0.5)
     edited = small.copy()
-    edited.loc[host_index, "geometry"] = shapely.union(
-        small.loc[host_index].geometry, shapely.difference(dedicated.geometry, shrunk))
-    edited.loc[edited["code"] == dedicated["code"], "geometry"] = shapely.multipolygons([shrunk])
+    edited.loc[host_index, "geometry"] = _multi(shapely.union(
+        small.loc[host_index].geometry, shapely.difference(dedicated.geometry, shrunk)))
+    edited.loc[edited["code"] == dedicated["code"], "geometry"] = _multi(shrunk)
     when = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
     with engine.begin() as conn:
         result = import_grid_set(conn, edited, author="test", reason="reshape", valid_from=when)
@@ -89,8 +95,7 @@ def test_unsound_import_leaves_the_store_unchanged(
         small = current_grids(conn, ("small",))
     broken = small.copy()
     # Push one grid over its neighbours: overlaps and a child outside its parent.
-    broken.loc[0, "geometry"] = shapely.multipolygons(
-        [affinity.scale(small.loc[0].geometry, 1.5, 1.5)])
+    broken.loc[0, "geometry"] = _multi(affinity.scale(small.loc[0].geometry, 1.5, 1.5))
     with pytest.raises(TopologyRejected) as refused, engine.begin() as conn:
         import_grid_set(conn, broken, author="test", reason="broken")
     assert "nothing was imported" in refused.value.message

@@ -1,4 +1,4 @@
-"""The README's run command brings the service up with the synthetic city, twice, and stops cleanly."""
+"""The README's run command serves the synthetic city, twice, and stops its database cleanly."""
 
 from __future__ import annotations
 

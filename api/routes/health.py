@@ -47,7 +47,8 @@ def health(request: Request, f: str | None = None) -> Response:
 <h1>民情地图 · service health</h1>
 <table><tr><th>level</th><th>grids</th></tr>{rows}</table>
 <p>grid version: {facts['grid_version']}</p>
-<p>database: <code>{html.escape(db['url'])}</code> ({kind}), PostGIS {html.escape(db['postgis'])}</p>
+<p>database: <code>{html.escape(db['url'])}</code> ({kind}),
+PostGIS {html.escape(db['postgis'])}</p>
 </body></html>"""
     return HTMLResponse(page)
 
