@@ -8,8 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import health
+from api.routes import health, locate
 from api.settings import Settings
+from gis.grid_listener import GridVersionListener
+from gis.grid_snapshot import SnapshotHolder
 from gis.store import create_engine, resolve_database
 
 
@@ -23,9 +25,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(database, pool_size=settings.db.pool_size)
         app.state.database = database
         app.state.engine = engine
+        app.state.snapshots = SnapshotHolder(engine)
+        app.state.snapshots.refresh()
+        listener = GridVersionListener(database.url, app.state.snapshots.refresh)
+        listener.start()
         try:
             yield
         finally:
+            listener.stop()
             engine.dispose()
 
     app = FastAPI(title=settings.api.title, version="0.1.0", lifespan=lifespan,
@@ -33,4 +40,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(locate.router)
     return app

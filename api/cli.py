@@ -218,6 +218,32 @@ def grids_export(
     _say(f"wrote {written} grids to {out}")
 
 
+@app.command("route")
+def route(
+    source: Annotated[Path, typer.Argument(help="CSV with a longitude and a latitude column")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output CSV")],
+    rejects: Annotated[Path | None, typer.Option(help="Rejected rows (default OUT.rejects.csv)")]
+    = None,
+    lon: Annotated[str, typer.Option(help="Longitude column")] = "lon",
+    lat: Annotated[str, typer.Option(help="Latitude column")] = "lat",
+    crs: Annotated[str, typer.Option(help="wgs84, cgcs2000, gcj02 or bd09")] = "wgs84",
+    crs_column: Annotated[str | None, typer.Option(help="Per-row CRS column")] = None,
+    encoding: Annotated[str, typer.Option(help="Input encoding (utf-8, gbk...)")] = "utf-8",
+) -> None:
+    """Route every row of a CSV to its small grid (streams; any size)."""
+    from gis.batch_route import route_csv
+    from gis.grid_snapshot import load_snapshot
+
+    if not source.exists():
+        raise typer.BadParameter(f"no such file: {source}", param_hint="SOURCE")
+    with _grid_engine().connect() as conn:
+        snapshot = load_snapshot(conn)
+    rejects = rejects or out.with_suffix(".rejects.csv")
+    counts = route_csv(snapshot, source, out, rejects, lon_column=lon, lat_column=lat, crs=crs,
+                       crs_column=crs_column, encoding=encoding)
+    _say(f"{counts.summary()}; output {out}, rejects {rejects}")
+
+
 @users_app.command("add")
 def users_add(
     name: Annotated[str, typer.Argument(help="Who the token is for")],

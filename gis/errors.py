@@ -42,6 +42,13 @@ class BadRequest(MinqingError):
     kind = "bad_request"
 
 
+class TooLarge(MinqingError):
+    """The request is bigger than the documented limit."""
+
+    http_status = 413
+    kind = "too_large"
+
+
 class NotFound(MinqingError):
     """The thing asked for does not exist."""
 

@@ -81,7 +81,7 @@ def grid_counts(conn: Connection) -> dict[str, int]:
         sa.text("SELECT level, count(*) FROM grid WHERE version_high IS NULL GROUP BY level")
     )
     counts = {"large": 0, "medium": 0, "small": 0}
-    counts.update({str(level): int(n) for level, n in rows.tuples()})
+    counts.update({str(row[0]): int(row[1]) for row in rows})
     return counts
 
 

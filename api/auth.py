@@ -1,0 +1,44 @@
+"""The caller of a request, from ``Authorization: Bearer <token>``; no token means anonymous."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request
+
+from gis.auth import ANONYMOUS, Caller, Role, caller_for_token
+
+
+def current_caller(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Caller:
+    """Resolve the bearer token; a wrong or revoked token is a 401, not anonymous access."""
+    if not authorization:
+        return ANONYMOUS
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(401, "Authorization must be 'Bearer <token>'",
+                            headers={"WWW-Authenticate": "Bearer"})
+    with request.app.state.engine.connect() as conn:
+        caller = caller_for_token(conn, token.strip())
+    if caller is None:
+        raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(current_caller)]
+
+
+def require_roles(*roles: Role):  # type: ignore[no-untyped-def]
+    """A dependency that lets only ``roles`` (and admin) through, 403 otherwise."""
+    allowed = {*roles, Role.ADMIN}
+
+    def check(caller: CallerDep) -> Caller:
+        if caller.role is Role.ANONYMOUS:
+            raise HTTPException(401, "this needs a token", headers={"WWW-Authenticate": "Bearer"})
+        if caller.role not in allowed:
+            names = ", ".join(sorted(r.value for r in allowed))
+            raise HTTPException(403, f"role {caller.role.value} may not do this (needs {names})")
+        return caller
+
+    return Depends(check)

@@ -1,0 +1,96 @@
+"""Roles and API tokens: who may see what. Tokens are random, stored only as SHA-256 hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gis.errors import InvalidInput, NotFound
+
+
+class Role(StrEnum):
+    """What a caller is; anonymous callers have no token."""
+
+    ANONYMOUS = "anonymous"
+    VIEWER = "viewer"
+    GRIDWORKER = "gridworker"
+    PLANNER = "planner"
+    INGEST = "ingest"
+    ADMIN = "admin"
+
+
+# Gridworker phones are for staff who dispatch or work grids, not the public or machine clients.
+SEES_GRIDWORKER_PHONE = frozenset({Role.VIEWER, Role.GRIDWORKER, Role.PLANNER, Role.ADMIN})
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated caller of a request."""
+
+    role: Role
+    name: str = "anonymous"
+    grid_code: str | None = None
+
+    @property
+    def sees_gridworker_phone(self) -> bool:
+        """Whether gridworker phone numbers are shown unmasked."""
+        return self.role in SEES_GRIDWORKER_PHONE
+
+
+ANONYMOUS = Caller(role=Role.ANONYMOUS)
+
+
+def mask_phone(phone: str) -> str:
+    """138****1234: the first three and last four digits, the rest hidden."""
+    if len(phone) < 8:
+        return "*" * len(phone)
+    return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def issue_token(conn: Connection, name: str, role: str, grid_code: str | None = None) -> str:
+    """Create a token for ``name`` with ``role``; the clear token is returned once, never stored."""
+    try:
+        parsed = Role(role)
+    except ValueError as exc:
+        allowed = ", ".join(r.value for r in Role if r is not Role.ANONYMOUS)
+        raise InvalidInput(f"unknown role {role!r}; roles are {allowed}") from exc
+    if parsed is Role.ANONYMOUS:
+        raise InvalidInput("anonymous is not a role a token can have")
+    token = "mq_" + secrets.token_urlsafe(32)
+    conn.execute(
+        sa.text("""INSERT INTO api_token (name, role, grid_code, token_sha256)
+                   VALUES (:name, :role, :grid_code, :digest)"""),
+        {"name": name, "role": parsed.value, "grid_code": grid_code, "digest": _digest(token)},
+    )
+    return token
+
+
+def caller_for_token(conn: Connection, token: str) -> Caller | None:
+    """The caller a token stands for, or None when unknown or revoked."""
+    row = conn.execute(
+        sa.text("""SELECT name, role, grid_code FROM api_token
+                   WHERE token_sha256 = :digest AND revoked_at IS NULL"""),
+        {"digest": _digest(token)},
+    ).first()
+    return None if row is None else Caller(role=Role(row.role), name=row.name,
+                                           grid_code=row.grid_code)
+
+
+def revoke_tokens(conn: Connection, name: str) -> int:
+    """Revoke every live token of ``name``; NotFound when there is none."""
+    revoked = conn.execute(
+        sa.text("""UPDATE api_token SET revoked_at = now()
+                   WHERE name = :name AND revoked_at IS NULL"""), {"name": name},
+    ).rowcount
+    if not revoked:
+        raise NotFound(f"no live token for {name!r}")
+    return int(revoked)
