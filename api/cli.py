@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -71,6 +72,9 @@ def serve(
     database = resolve_database(settings.db)
     _prepare_database(settings, load=load)
     _say(f"database: {database.display_url()}")
+    # uvicorn re-raises SIGTERM once it has shut down; turn it into SystemExit so the embedded
+    # database below is stopped instead of the process dying with it still running.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     try:
         uvicorn.run(create_app(settings), host=host or settings.api.host,
                     port=port or settings.api.port, log_level="info")
