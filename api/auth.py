@@ -5,22 +5,28 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 
 from gis.auth import ANONYMOUS, Caller, Role, caller_for_token
 
 
-def current_caller(
+def _caller_from_store(request: Request, token: str) -> Caller | None:
+    with request.app.state.engine.connect() as conn:
+        return caller_for_token(conn, token)
+
+
+async def current_caller(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> Caller:
     """Resolve the bearer token; a wrong or revoked token is a 401, not anonymous access."""
+    # async, so an anonymous request costs no worker-thread hop; the token lookup goes to one.
     if not authorization:
         return ANONYMOUS
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise HTTPException(401, "Authorization must be 'Bearer <token>'",
                             headers={"WWW-Authenticate": "Bearer"})
-    with request.app.state.engine.connect() as conn:
-        caller = caller_for_token(conn, token.strip())
+    caller = await run_in_threadpool(_caller_from_store, request, token.strip())
     if caller is None:
         raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
     return caller
@@ -33,7 +39,7 @@ def require_roles(*roles: Role):  # type: ignore[no-untyped-def]
     """A dependency that lets only ``roles`` (and admin) through, 403 otherwise."""
     allowed = {*roles, Role.ADMIN}
 
-    def check(caller: CallerDep) -> Caller:
+    async def check(caller: CallerDep) -> Caller:
         if caller.role is Role.ANONYMOUS:
             raise HTTPException(401, "this needs a token", headers={"WWW-Authenticate": "Bearer"})
         if caller.role not in allowed:

@@ -61,6 +61,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
     load: Annotated[bool, typer.Option(help="Load the synthetic Lanzhou if empty")] = True,
     keep_db: Annotated[bool, typer.Option(help="Leave the embedded database running")] = False,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (own index each)")] = None,
 ) -> None:
     """Start the service (and, on the embedded default, its own PostGIS)."""
     import uvicorn
@@ -76,8 +77,12 @@ def serve(
     # database below is stopped instead of the process dying with it still running.
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     try:
-        uvicorn.run(create_app(settings), host=host or settings.api.host,
-                    port=port or settings.api.port, log_level="info")
+        count = workers or settings.api.workers
+        # Several workers import the factory and read the same settings from the environment.
+        uvicorn.run(create_app(settings) if count == 1 else "api.app:create_app",
+                    factory=count > 1, workers=count if count > 1 else None,
+                    host=host or settings.api.host, port=port or settings.api.port,
+                    log_level="info", access_log=settings.api.access_log)
     finally:
         if database.cluster is not None and not keep_db:
             database.cluster.stop()

@@ -17,6 +17,10 @@ class ApiSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # Each worker process holds its own router index (~50 MiB) and follows NOTIFY grid_version.
+    workers: int = Field(default=1, ge=1, le=64)
+    # One log line per request costs about a tenth of a locate; errors are logged regardless.
+    access_log: bool = False
     title: str = "民情地图 Minqing Map"
 
 
