@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import health, locate
+from api.routes import grid_changes, health, locate
 from api.settings import Settings
 from gis.grid_listener import GridVersionListener
 from gis.grid_snapshot import SnapshotHolder
@@ -41,4 +41,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(locate.router)
+    app.include_router(grid_changes.router)
     return app

@@ -275,6 +275,10 @@ def users_revoke(name: Annotated[str, typer.Argument(help="Whose tokens")]) -> N
         _say(f"revoked {revoke_tokens(conn, name)} token(s)")
 
 
+# Command groups kept in their own modules register themselves on import.
+from api import cli_grid_changes  # noqa: E402, F401
+
+
 def main() -> None:
     """Entry point of the ``minqing`` command: domain errors become a message and exit code 2."""
     from gis.errors import MinqingError

@@ -108,7 +108,7 @@ def import_grid_set(
                    VALUES (:valid_from, :author, :reason, '') RETURNING id"""),
         {"valid_from": valid_from, "author": author, "reason": reason},
     ).scalar_one())
-    _upsert_districts(conn, new)
+    upsert_districts(conn, new)
     closing = result.changed + result.retired
     if closing:
         conn.execute(
@@ -116,14 +116,15 @@ def import_grid_set(
                        WHERE code = ANY(:codes) AND version_high IS NULL"""),
             {"v": result.version, "t": valid_from, "codes": closing},
         )
-    _insert_grids(conn, new.loc[result.added + result.changed], result.version, valid_from)
+    insert_grids(conn, new.loc[result.added + result.changed], result.version, valid_from)
     conn.execute(sa.text("UPDATE grid_version SET summary = :s WHERE id = :v"),
                  {"s": result.summary(), "v": result.version})
     conn.execute(sa.text("SELECT pg_notify('grid_version', :v)"), {"v": str(result.version)})
     return result
 
 
-def _upsert_districts(conn: Connection, grids: pd.DataFrame) -> None:
+def upsert_districts(conn: Connection, grids: pd.DataFrame) -> None:
+    """Add the districts the grids name that the store does not know yet."""
     districts = grids[["district_code", "district_name"]].drop_duplicates("district_code")
     conn.execute(
         sa.text("""INSERT INTO district (code, name) VALUES (:code, :name)
@@ -132,8 +133,9 @@ def _upsert_districts(conn: Connection, grids: pd.DataFrame) -> None:
     )
 
 
-def _insert_grids(conn: Connection, rows: gpd.GeoDataFrame, version: int,
+def insert_grids(conn: Connection, rows: gpd.GeoDataFrame, version: int,
                   valid_from: dt.datetime) -> None:
+    """Insert grid rows opened by ``version`` (and their subdivided parts)."""
     if rows.empty:
         return
     params: list[dict[str, Any]] = [

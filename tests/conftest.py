@@ -78,6 +78,21 @@ def scratch_database(database: Database) -> Iterator[Database]:
     database.cluster.drop_database(name)
 
 
+@pytest.fixture(scope="module")
+def scratch_module_database(database: Database) -> Iterator[Database]:
+    """A fresh, empty, migrated database shared by one test module (dropped afterwards)."""
+    if database.cluster is None:
+        pytest.skip("scratch databases need the embedded cluster")
+    name = f"minqing_scratch_{os.getpid()}_{next(_scratch_numbers)}"
+    database.cluster.ensure_database(name)
+    scratch = Database(url=database.cluster.url(name), cluster=database.cluster)
+    engine = create_engine(scratch)
+    migrate(engine)
+    engine.dispose()
+    yield scratch
+    database.cluster.drop_database(name)
+
+
 @pytest.fixture(scope="session")
 def app_settings(database: Database, engine: Engine) -> Settings:
     """App settings pointing at the loaded test database."""

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import CallerDep
 from gis.auth import Caller, mask_phone
+from gis.coords import parse_crs, to_wgs84, validate_lonlat
 from gis.errors import BadRequest, InvalidInput, TooLarge
+from gis.grid_history import owner_at
 from gis.grid_snapshot import GridRecord, GridSnapshot
 from gis.position_lookup import PositionAnswer, locate_position, locate_positions
 
@@ -69,13 +73,36 @@ async def locate(
     lat: Annotated[str, Query(description="Latitude (degrees, in `crs`)")],
     crs: Annotated[str, Query(description="wgs84 (default), cgcs2000, gcj02 or bd09")] = "wgs84",
     accuracy: Annotated[float | None, Query(description="GPS accuracy radius, metres")] = None,
+    at: Annotated[str | None, Query(description="Owner as of this date or time (ISO 8601), "
+                                    "for an old event; answered from the stored history")] = None,
 ) -> JSONResponse:
     """Small, medium and large grid, district, gridworker, distance to the edge, ambiguity."""
+    if at is not None:
+        return JSONResponse(await run_in_threadpool(_locate_as_of, request, lon, lat, crs, at))
     # In the event loop on purpose: the in-memory lookup takes ~0.2 ms, less than a thread hop.
     answer = locate_position(_snapshot(request), _number(lon), _number(lat), crs,
                              accuracy)
     # The body is plain JSON types already; skipping FastAPI's re-encoding saves a third.
     return JSONResponse(position_body(answer, caller))
+
+
+def _parse_moment(text: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"at must be an ISO 8601 date or time such as 2026-06-01 "
+                           f"(got {text!r})") from None
+    if moment.tzinfo is None:  # a bare date or time is Beijing time, as people say it
+        moment = moment.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    return moment
+
+
+def _locate_as_of(request: Request, lon: str, lat: str, crs: str, at: str) -> dict[str, Any]:
+    moment = _parse_moment(at)
+    x, y = validate_lonlat(_number(lon), _number(lat))
+    wx, wy = to_wgs84(np.array([x]), np.array([y]), parse_crs(crs))
+    with request.app.state.engine.connect() as conn:
+        return owner_at(conn, float(wx[0]), float(wy[0]), moment)
 
 
 class BatchPoint(BaseModel):
