@@ -1,9 +1,9 @@
 """What a boundary change would do: events that change owner, areas, gridworkers affected.
 
-Owners are decided by PostGIS exactly as the router decides them (`ST_Covers`, lowest code on a
-shared edge), over the grids the change would leave: the proposed rows plus every untouched grid.
-Only events owned by a touched grid or covered by a proposed geometry can change owner, so only
-those are looked at.
+Owners are decided by the router's own index (PostGIS `ST_Covers` arithmetic, lowest code on a
+shared edge) over the grids the change would leave: the proposed rows plus the untouched grids
+around them. Only events owned by a touched grid or inside a proposed geometry can change owner,
+so only those are looked at.
 """
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gis.grid_change_proposal import ProposedState
+from gis.router import GridIndex
 from gis.topology import area_m2
 
 LISTED_MOVES = 1_000
@@ -63,6 +65,8 @@ class Impact:
 
 def load_proposed(conn: Connection, state: ProposedState) -> None:
     """The proposed rows as the session's temp table ``proposed_grid`` (dropped on commit)."""
+    # Change queries are short; compiling them (JIT) costs more than running them.
+    conn.execute(sa.text("SET LOCAL jit = off"))
     conn.execute(sa.text(
         """CREATE TEMP TABLE IF NOT EXISTS proposed_grid (
                code varchar(15) PRIMARY KEY, level varchar(6) NOT NULL,
@@ -76,46 +80,73 @@ def load_proposed(conn: Connection, state: ProposedState) -> None:
     conn.execute(sa.text("ANALYZE proposed_grid"))
 
 
-# An event placed by hand or by an explicit code keeps its grid unless the grid is retired.
-# A snapped event (outside every grid, near one) moves only if a proposed grid now covers it.
-_OWNERS = sa.text(
+# Events owned by a touched grid, and events inside a proposed grid's box: no other event can
+# change owner.
+_CANDIDATES = sa.text(
     """
-    WITH candidate AS (
-        SELECT id FROM event WHERE grid_code = ANY(:touched)
-        UNION
-        SELECT e.id FROM proposed_grid p
-        JOIN event e ON e.geom && p.geom AND ST_Covers(p.geom, e.geom)
-        WHERE p.level = 'small'
-    ), owner AS (
-        SELECT e.id, e.grid_code AS old_code, e.status, e.route,
-               (SELECT min(c.code) FROM (
-                    SELECT p.code FROM proposed_grid p
-                    WHERE p.level = 'small' AND p.geom && e.geom AND ST_Covers(p.geom, e.geom)
-                    UNION ALL
-                    SELECT g.code FROM grid g
-                    WHERE g.version_high IS NULL AND g.level = 'small'
-                      AND g.code <> ALL(:touched) AND g.geom && e.geom
-                      AND ST_Covers(g.geom, e.geom)) AS c) AS covering
-        FROM event e JOIN candidate USING (id)
-    )
-    SELECT id, old_code, status,
-           CASE WHEN route IN ('given', 'manual') OR geom_missing THEN
-                    CASE WHEN old_code = ANY(:retired) THEN NULL ELSE old_code END
-                WHEN route = 'snapped' THEN
-                    coalesce(covering, CASE WHEN old_code = ANY(:gone) THEN NULL ELSE old_code END)
-                ELSE covering END AS new_code
-    FROM (SELECT o.*, e.geom IS NULL AS geom_missing FROM owner o JOIN event e USING (id)) AS x
-    ORDER BY id
+    SELECT id, grid_code, status, route, lon, lat FROM event WHERE grid_code = ANY(:touched)
+    UNION
+    SELECT e.id, e.grid_code, e.status, e.route, e.lon, e.lat
+    FROM proposed_grid p JOIN event e ON e.geom && p.geom
+    WHERE p.level = 'small'
+    """
+)
+# The untouched small grids around the change: with the proposed ones they decide every owner.
+_AROUND = sa.text(
+    """
+    SELECT code, ST_AsBinary(geom) FROM grid
+    WHERE version_high IS NULL AND level = 'small' AND code <> ALL(:touched)
+      AND geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)
     """
 )
 
 
+def _local_index(conn: Connection, state: ProposedState,
+                 box: tuple[float, float, float, float]) -> GridIndex:
+    """The router's own index over the proposed small grids and their untouched neighbours."""
+    around = conn.execute(_AROUND, {"touched": state.touched, "x0": box[0], "y0": box[1],
+                                    "x1": box[2], "y1": box[3]}).all()
+    small = state.grids[state.grids["level"] == "small"]
+    codes = [str(c) for c in small["code"]] + [str(r[0]) for r in around]
+    geoms = list(small.geometry) + list(shapely.from_wkb([bytes(r[1]) for r in around]))
+    return GridIndex.build(codes, geoms, version=0)
+
+
 def event_moves(conn: Connection, state: ProposedState) -> list[EventMove]:
-    """Events whose owner the change alters (``proposed_grid`` must be loaded)."""
-    rows = conn.execute(_OWNERS, {"touched": state.touched, "retired": state.retire,
-                                  "gone": [*state.retire, *state.changed]}).all()
-    return [EventMove(int(r.id), r.old_code, r.new_code, str(r.status))
-            for r in rows if r.old_code != r.new_code]
+    """Events whose owner the change alters (``proposed_grid`` must be loaded).
+
+    New owners come from the router's index (PostGIS `ST_Covers` arithmetic, lowest code on an
+    edge) over the grids the change would leave. An event placed by hand or by an explicit code
+    keeps its grid unless that grid is retired; a snapped one (outside every grid, near one)
+    moves only when a proposed grid now covers it.
+    """
+    rows = conn.execute(_CANDIDATES, {"touched": state.touched}).all()
+    if not rows:
+        return []
+    lon = np.array([np.nan if r.lon is None else r.lon for r in rows], dtype=float)
+    lat = np.array([np.nan if r.lat is None else r.lat for r in rows], dtype=float)
+    placed = np.isfinite(lon) & np.isfinite(lat)
+    covering: list[str | None] = [None] * len(rows)
+    if placed.any():
+        box = (float(lon[placed].min()), float(lat[placed].min()),
+               float(lon[placed].max()), float(lat[placed].max()))
+        index = _local_index(conn, state, box)
+        owners = index.locate(np.where(placed, lon, 0.0), np.where(placed, lat, 0.0))
+        covering = [index.codes[o] if ok and o >= 0 else None
+                    for o, ok in zip(owners.tolist(), placed.tolist(), strict=True)]
+    retired, gone = set(state.retire), {*state.retire, *state.changed}
+    moves = []
+    for row, cover, ok in zip(rows, covering, placed.tolist(), strict=True):
+        old = row.grid_code
+        if row.route in ("given", "manual") or not ok:
+            new = None if old in retired else old
+        elif row.route == "snapped":
+            new = cover or (None if old in gone else old)
+        else:
+            new = cover
+        if new != old:
+            moves.append(EventMove(int(row.id), old, new, str(row.status)))
+    return sorted(moves, key=lambda m: m.event_id)
 
 
 def area_changes(state: ProposedState) -> list[dict[str, Any]]:
