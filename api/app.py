@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from api.errors import install_error_handlers
-from api.routes import grid_changes, health, locate
+from api.middleware import RequestGuard
+from api.routes import grid_changes, health, locate, metrics
 from api.settings import Settings
 from gis.grid_listener import GridVersionListener
 from gis.grid_snapshot import SnapshotHolder
@@ -39,7 +41,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url="/docs", openapi_url="/openapi.json")
     app.state.settings = settings
     install_error_handlers(app)
+    if settings.api.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.api.cors_origins,
+                           allow_methods=["GET", "POST", "PATCH"],
+                           allow_headers=["Authorization", "Content-Type", "X-Request-ID"])
+    app.add_middleware(RequestGuard, max_body_bytes=settings.api.max_body_mb * 2**20)
     app.include_router(health.router)
     app.include_router(locate.router)
     app.include_router(grid_changes.router)
+    app.include_router(metrics.router)
     return app

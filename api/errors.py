@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 
 def _request_id(request: Request) -> str:
-    return request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+    given = getattr(request.state, "request_id", None)  # set by api.middleware.RequestGuard
+    return str(given) if given else uuid.uuid4().hex[:16]
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -25,14 +26,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(MinqingError)
     async def domain_error(request: Request, exc: MinqingError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=exc.http_status)
+        return JSONResponse({**exc.to_dict(), "request_id": _request_id(request)},
+                            status_code=exc.http_status)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kinds = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "not_allowed",
                  413: "too_large"}
         return JSONResponse(
-            {"error": kinds.get(exc.status_code, "http_error"), "message": str(exc.detail)},
+            {"error": kinds.get(exc.status_code, "http_error"), "message": str(exc.detail),
+             "request_id": _request_id(request)},
             status_code=exc.status_code, headers=getattr(exc, "headers", None),
         )
 
@@ -44,7 +47,8 @@ def install_error_handlers(app: FastAPI) -> None:
         ]
         message = "; ".join(f"{p['where']}: {p['problem']}" for p in problems)
         return JSONResponse(
-            {"error": "invalid_input", "message": message, "details": problems}, status_code=422
+            {"error": "invalid_input", "message": message, "details": problems,
+             "request_id": _request_id(request)}, status_code=422
         )
 
     @app.exception_handler(OperationalError)

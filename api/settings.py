@@ -21,6 +21,10 @@ class ApiSettings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     # One log line per request costs about a tenth of a locate; errors are logged regardless.
     access_log: bool = False
+    # Largest request body accepted (413 beyond); grid files from QGIS are the big ones.
+    max_body_mb: int = Field(default=64, ge=1, le=1024)
+    # Browser origins allowed by CORS (none by default: the map is served by the app itself).
+    cors_origins: list[str] = Field(default_factory=list)
     title: str = "民情地图 Minqing Map"
 
 

@@ -1,0 +1,34 @@
+"""Prometheus metrics of this worker: requests, latency, router rebuilds, grid version, unrouted."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
+
+router = APIRouter(tags=["operations"])
+
+ROUTER_REBUILDS = Gauge("minqing_router_rebuilds", "Router index builds in this worker")
+GRID_VERSION = Gauge("minqing_router_grid_version", "Grid version the router index holds")
+UNROUTED = Gauge("minqing_events_unrouted", "Events waiting to be placed by hand (-1: unknown)")
+
+
+def _unrouted(request: Request) -> int:
+    try:
+        with request.app.state.engine.connect() as conn:
+            return int(conn.execute(sa.text(
+                "SELECT count(*) FROM event WHERE route = 'unrouted'")).scalar_one())
+    except SQLAlchemyError:  # metrics must answer while the database is down
+        return -1
+
+
+@router.get("/metrics", summary="Prometheus metrics (per worker process)")
+def metrics(request: Request) -> Response:
+    """Counters and gauges in the Prometheus text format."""
+    holder = request.app.state.snapshots
+    ROUTER_REBUILDS.set(holder.rebuilds)
+    if holder.current is not None:
+        GRID_VERSION.set(holder.current.version)
+    UNROUTED.set(_unrouted(request))
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
