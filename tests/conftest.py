@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -63,9 +64,9 @@ def engine(database: Database, fixture_dir: Path) -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture
-def scratch_database(database: Database) -> Iterator[Database]:
-    """A fresh, empty, migrated database for tests that write (dropped afterwards)."""
+@contextmanager
+def _scratch(database: Database) -> Iterator[Database]:
+    """A fresh, empty, migrated database on the embedded cluster, dropped afterwards."""
     if database.cluster is None:
         pytest.skip("scratch databases need the embedded cluster")
     name = f"minqing_scratch_{os.getpid()}_{next(_scratch_numbers)}"
@@ -74,23 +75,24 @@ def scratch_database(database: Database) -> Iterator[Database]:
     engine = create_engine(scratch)
     migrate(engine)
     engine.dispose()
-    yield scratch
-    database.cluster.drop_database(name)
+    try:
+        yield scratch
+    finally:
+        database.cluster.drop_database(name)
+
+
+@pytest.fixture
+def scratch_database(database: Database) -> Iterator[Database]:
+    """A fresh, empty, migrated database for tests that write (dropped afterwards)."""
+    with _scratch(database) as scratch:
+        yield scratch
 
 
 @pytest.fixture(scope="module")
 def scratch_module_database(database: Database) -> Iterator[Database]:
     """A fresh, empty, migrated database shared by one test module (dropped afterwards)."""
-    if database.cluster is None:
-        pytest.skip("scratch databases need the embedded cluster")
-    name = f"minqing_scratch_{os.getpid()}_{next(_scratch_numbers)}"
-    database.cluster.ensure_database(name)
-    scratch = Database(url=database.cluster.url(name), cluster=database.cluster)
-    engine = create_engine(scratch)
-    migrate(engine)
-    engine.dispose()
-    yield scratch
-    database.cluster.drop_database(name)
+    with _scratch(database) as scratch:
+        yield scratch
 
 
 @pytest.fixture(scope="session")
