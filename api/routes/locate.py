@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import CallerDep
@@ -86,14 +87,25 @@ async def locate(
     return JSONResponse(position_body(answer, caller))
 
 
+BEIJING = dt.timezone(dt.timedelta(hours=8))
+EARLIEST_AT = dt.datetime(1970, 1, 1, tzinfo=BEIJING)
+
+
 def _parse_moment(text: str) -> dt.datetime:
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
         raise InvalidInput(f"at must be an ISO 8601 date or time such as 2026-06-01 "
-                           f"(got {text!r})") from None
+                           f"(got {text[:40]!r})") from None
     if moment.tzinfo is None:  # a bare date or time is Beijing time, as people say it
-        moment = moment.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
+        moment = moment.replace(tzinfo=BEIJING)
+    # The history holds the past: a far date (or an offset pushing it past year 1 or 9999)
+    # is a typing slip, and the future has no owner yet.
+    if moment < EARLIEST_AT:
+        raise InvalidInput(f"at must be after {EARLIEST_AT.date()} (got {text!r})")
+    if moment > dt.datetime.now(BEIJING) + dt.timedelta(days=1):
+        raise InvalidInput(f"at is in the future ({text!r}); an as-of answer covers the past "
+                           "and today, the current owner comes without at")
     return moment
 
 
@@ -112,12 +124,31 @@ class BatchPoint(BaseModel):
     lon: float | str | None
     lat: float | str | None
 
+    @field_validator("lon", "lat", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # JSON true would otherwise pass as 1.0
+            raise ValueError("must be a number, not true or false")
+        return value
+
 
 class BatchRequest(BaseModel):
     """A list of points in one CRS."""
 
     crs: CrsName = "wgs84"
     points: list[BatchPoint] = Field(max_length=MAX_BATCH)
+
+
+def _coordinate(value: Any) -> float | str:
+    # A list or object where a number belongs is reported per point, as text, like "abc".
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        return value
+    return json.dumps(value)[:40]
+
+
+def _feature_id(feature: dict[str, Any], i: int) -> str | int:
+    given = feature.get("id", i)
+    return given if isinstance(given, str | int) else i
 
 
 def _points_from_body(body: dict[str, Any]) -> tuple[str, list[BatchPoint]]:
@@ -130,12 +161,17 @@ def _points_from_body(body: dict[str, Any]) -> tuple[str, list[BatchPoint]]:
                            "use `minqing route` for files")
         points = []
         for i, feature in enumerate(features):
-            geometry = (feature or {}).get("geometry") or {}
+            if not isinstance(feature, dict):
+                raise InvalidInput(f"feature {i} is not a GeoJSON Feature object")
+            geometry = feature.get("geometry") or {}
+            if not isinstance(geometry, dict):
+                raise InvalidInput(f"feature {i}: geometry must be a GeoJSON object or null")
             coords = geometry.get("coordinates")
             if geometry.get("type") != "Point" or not isinstance(coords, list) or len(coords) < 2:
-                points.append(BatchPoint(id=(feature or {}).get("id", i), lon=None, lat=None))
+                points.append(BatchPoint(id=_feature_id(feature, i), lon=None, lat=None))
                 continue
-            points.append(BatchPoint(id=feature.get("id", i), lon=coords[0], lat=coords[1]))
+            points.append(BatchPoint(id=_feature_id(feature, i), lon=_coordinate(coords[0]),
+                                     lat=_coordinate(coords[1])))
         return str(body.get("crs", "wgs84")), points
     listed = body.get("points")
     if isinstance(listed, list) and len(listed) > MAX_BATCH:
