@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import Any
@@ -9,12 +10,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gis.errors import MinqingError
+from gis.errors import MinqingError, Unavailable
 
 log = logging.getLogger(__name__)
+
+RETRY_AFTER_S = "5"  # seconds; a restarted PostgreSQL answers again within a few
 
 
 def _request_id(request: Request) -> str:
@@ -35,8 +38,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(MinqingError)
     async def domain_error(request: Request, exc: MinqingError) -> JSONResponse:
+        headers = {"Retry-After": RETRY_AFTER_S} if isinstance(exc, Unavailable) else None
         return JSONResponse({**exc.to_dict(), "request_id": _request_id(request)},
-                            status_code=exc.http_status)
+                            status_code=exc.http_status, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -72,20 +76,25 @@ def install_error_handlers(app: FastAPI) -> None:
              "request_id": _request_id(request)}, status_code=422
         )
 
-    @app.exception_handler(OperationalError)
-    async def database_down(request: Request, exc: OperationalError) -> JSONResponse:
+    async def database_down(request: Request, exc: Exception) -> JSONResponse:
         request_id = _request_id(request)
-        log.error("database unavailable (request %s): %s", request_id, exc)
+        log.error(json.dumps({"request_id": request_id, "event": "database_unavailable",
+                              "error": type(exc).__name__, "detail": str(exc)[:500]}))
         return JSONResponse(
-            {"error": "unavailable", "message": "the database is unavailable; retry shortly",
+            {"error": "unavailable", "message": "the database is unavailable; nothing was "
+                                                "changed, retry shortly",
              "request_id": request_id},
-            status_code=503, headers={"Retry-After": "5"},
+            status_code=503, headers={"Retry-After": RETRY_AFTER_S},
         )
+
+    app.add_exception_handler(OperationalError, database_down)
+    app.add_exception_handler(InterfaceError, database_down)
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> JSONResponse:
         request_id = _request_id(request)
-        log.exception("unhandled error (request %s)", request_id)
+        log.exception(json.dumps({"request_id": request_id, "event": "unhandled_error",
+                                  "error": type(exc).__name__}))
         return JSONResponse(
             {"error": "internal_error", "message": "internal error", "request_id": request_id},
             status_code=500,

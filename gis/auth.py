@@ -35,6 +35,9 @@ class Caller:
     role: Role
     name: str = "anonymous"
     grid_code: str | None = None
+    # False when a token was given but could not be checked (database down): treated as
+    # anonymous where anonymous callers may go, refused with 503 where a role is needed.
+    verified: bool = True
 
     @property
     def sees_gridworker_phone(self) -> bool:
@@ -43,6 +46,7 @@ class Caller:
 
 
 ANONYMOUS = Caller(role=Role.ANONYMOUS)
+UNVERIFIED = Caller(role=Role.ANONYMOUS, name="unverified token", verified=False)
 
 
 def mask_phone(phone: str) -> str:
