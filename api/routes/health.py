@@ -30,7 +30,9 @@ def _facts(request: Request) -> dict[str, Any]:
         }
 
 
-@router.get("/health", summary="Grid counts per level and the database in use")
+@router.get("/health", summary="Grid counts per level and the database in use",
+            response_class=JSONResponse,
+            responses={200: {"content": {"application/json": {}, "text/html": {}}}})
 def health(request: Request, f: str | None = None) -> Response:
     """JSON by default; HTML for browsers (Accept: text/html) or ``?f=html``."""
     facts = _facts(request)

@@ -29,7 +29,8 @@ def _unrouted(request: Request) -> int:
         return -1
 
 
-@router.get("/metrics", summary="Prometheus metrics (per worker process)")
+@router.get("/metrics", summary="Prometheus metrics (per worker process)",
+            response_class=Response, responses={200: {"content": {"text/plain": {}}}})
 def metrics(request: Request) -> Response:
     """Counters and gauges in the Prometheus text format."""
     holder = request.app.state.snapshots
