@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import os
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -83,6 +84,7 @@ def readyz(request: Request) -> JSONResponse:
         why = f" ({listener.last_failure})" if listener.last_failure else ""
         reasons.append(f"not listening for grid changes{why}: the index may fall behind")
     body: dict[str, Any] = {"status": "not_ready" if reasons else "ready",
+                            "worker": os.getpid(),  # which process answered, of several
                             "grid_version": None if snapshot is None else snapshot.version,
                             "grids": grids}
     if not reasons:
