@@ -30,7 +30,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.snapshots = SnapshotHolder(engine)
         app.state.snapshots.refresh()
         listener = GridVersionListener(database.url, app.state.snapshots.refresh)
+        app.state.listener = listener
         listener.start()
+        listener.connected.wait(timeout=5)  # so the first answers are not flagged degraded
         try:
             yield
         finally:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
-from gis.auth import ANONYMOUS, Caller, Role, caller_for_token
+from gis.auth import ANONYMOUS, UNVERIFIED, Caller, Role, caller_for_token
+from gis.errors import Unavailable
 
 
 def _caller_from_store(request: Request, token: str) -> Caller | None:
@@ -26,7 +28,12 @@ async def current_caller(
     if scheme.lower() != "bearer" or not token.strip():
         raise HTTPException(401, "Authorization must be 'Bearer <token>'",
                             headers={"WWW-Authenticate": "Bearer"})
-    caller = await run_in_threadpool(_caller_from_store, request, token.strip())
+    try:
+        caller = await run_in_threadpool(_caller_from_store, request, token.strip())
+    except (OperationalError, InterfaceError):
+        # The database is down: the caller gets what an anonymous one would (masked phones on
+        # locate), and anything needing a role answers 503 (require_roles).
+        return UNVERIFIED
     if caller is None:
         raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
     return caller
@@ -40,6 +47,9 @@ def require_roles(*roles: Role):  # type: ignore[no-untyped-def]
     allowed = {*roles, Role.ADMIN}
 
     async def check(caller: CallerDep) -> Caller:
+        if not caller.verified:
+            raise Unavailable("the database is unavailable, so the token cannot be checked; "
+                              "retry shortly")
         if caller.role is Role.ANONYMOUS:
             raise HTTPException(401, "this needs a token", headers={"WWW-Authenticate": "Bearer"})
         if caller.role not in allowed:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import sys
 from pathlib import Path
@@ -64,12 +63,16 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="Worker processes (own index each)")] = None,
 ) -> None:
     """Start the service (and, on the embedded default, its own PostGIS)."""
+    import logging.config
+
     import uvicorn
 
     from api.app import create_app
+    from api.log_format import logging_config
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = Settings()
+    log_config = logging_config(settings.api.log_format == "json")
+    logging.config.dictConfig(log_config)
     database = resolve_database(settings.db)
     _prepare_database(settings, load=load)
     _say(f"database: {database.display_url()}")
@@ -82,7 +85,8 @@ def serve(
         uvicorn.run(create_app(settings) if count == 1 else "api.app:create_app",
                     factory=count > 1, workers=count if count > 1 else None,
                     host=host or settings.api.host, port=port or settings.api.port,
-                    log_level="info", access_log=settings.api.access_log)
+                    log_level="info", access_log=settings.api.access_log,
+                    log_config=log_config)
     finally:
         if database.cluster is not None and not keep_db:
             database.cluster.stop()

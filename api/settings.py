@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +22,8 @@ class ApiSettings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     # One log line per request costs about a tenth of a locate; errors are logged regardless.
     access_log: bool = False
+    # json: one JSON object a line (request id, status, path as fields); text for a terminal.
+    log_format: Literal["json", "text"] = "json"
     # Largest request body accepted (413 beyond); grid files from QGIS are the big ones.
     max_body_mb: int = Field(default=64, ge=1, le=1024)
     # Browser origins allowed by CORS (none by default: the map is served by the app itself).

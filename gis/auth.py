@@ -35,6 +35,9 @@ class Caller:
     role: Role
     name: str = "anonymous"
     grid_code: str | None = None
+    # False when a token was given but could not be checked (database down): treated as
+    # anonymous where anonymous callers may go, refused with 503 where a role is needed.
+    verified: bool = True
 
     @property
     def sees_gridworker_phone(self) -> bool:
@@ -43,6 +46,7 @@ class Caller:
 
 
 ANONYMOUS = Caller(role=Role.ANONYMOUS)
+UNVERIFIED = Caller(role=Role.ANONYMOUS, name="unverified token", verified=False)
 
 
 def mask_phone(phone: str) -> str:
@@ -65,6 +69,9 @@ def issue_token(conn: Connection, name: str, role: str, grid_code: str | None = 
         raise InvalidInput(f"unknown role {role!r}; roles are {allowed}") from exc
     if parsed is Role.ANONYMOUS:
         raise InvalidInput("anonymous is not a role a token can have")
+    if not name.strip():
+        raise InvalidInput("a token needs the name of who (or which system) holds it")
+    _check_grid(conn, parsed, grid_code)
     token = "mq_" + secrets.token_urlsafe(32)
     conn.execute(
         sa.text("""INSERT INTO api_token (name, role, grid_code, token_sha256)
@@ -72,6 +79,21 @@ def issue_token(conn: Connection, name: str, role: str, grid_code: str | None = 
         {"name": name, "role": parsed.value, "grid_code": grid_code, "digest": _digest(token)},
     )
     return token
+
+
+def _check_grid(conn: Connection, role: Role, grid_code: str | None) -> None:
+    """A gridworker token names the small grid in force it works; no other role names one."""
+    if role is not Role.GRIDWORKER:
+        if grid_code is not None:
+            raise InvalidInput(f"only gridworker tokens name a grid (role {role.value})")
+        return
+    if grid_code is None:
+        raise InvalidInput("a gridworker token needs the small grid it works (--grid CODE)")
+    found = conn.execute(sa.text(
+        """SELECT 1 FROM grid WHERE code = :code AND level = 'small'
+           AND version_high IS NULL"""), {"code": grid_code}).first()
+    if found is None:
+        raise InvalidInput(f"{grid_code!r} is not a small grid in force")
 
 
 def caller_for_token(conn: Connection, token: str) -> Caller | None:

@@ -8,8 +8,10 @@ keeps the check of a 20-grid reshape well under a second instead of re-checking 
 
 from __future__ import annotations
 
+import io
 import json
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,9 +20,10 @@ import geopandas as gpd
 import pandas as pd
 import shapely
 import sqlalchemy as sa
+from pyogrio.errors import DataLayerError, DataSourceError
 from sqlalchemy.engine import Connection
 
-from gis.errors import BadRequest, InvalidInput
+from gis.errors import BadRequest, FeatureProblem, GridFileError, InvalidInput
 from gis.grid_files_set import read_grid_files
 from gis.grid_import import GRID_COLUMNS
 from gis.gridfiles import read_grid_file
@@ -99,10 +102,21 @@ def grids_from_upload(body: bytes, content_type: str) -> gpd.GeoDataFrame:
     if suffix is None:
         raise BadRequest(f"cannot read a {content_type or 'typeless'} body: send JSON, "
                          "application/geopackage+sqlite3 or application/zip (a Shapefile)")
+    if suffix == ".zip" and not zipfile.is_zipfile(io.BytesIO(body)):
+        raise InvalidInput("the upload is not a zip archive (a zipped Shapefile is expected)")
     with tempfile.TemporaryDirectory(prefix="minqing_proposal_") as folder:
         path = Path(folder) / f"proposal{suffix}"
         path.write_bytes(body)
-        return read_grid_files([path])
+        try:
+            return read_grid_files([path])
+        except GridFileError as error:  # name "the upload", not a temporary path
+            problems = [FeatureProblem(p.feature, p.problem.replace("/vsizip/", "")
+                                       .replace(str(path), "the upload")) for p in error.problems]
+            raise GridFileError(problems, source="the upload") from None
+        except (DataSourceError, DataLayerError) as error:
+            kind = "GeoPackage" if suffix == ".gpkg" else "zipped Shapefile"
+            raise InvalidInput(f"the upload cannot be read as a {kind}: "
+                               f"{str(error).split(';')[0].replace(str(path), 'it')}") from None
 
 
 def _current_rows(conn: Connection, codes: list[str], parents: list[str]) -> gpd.GeoDataFrame:

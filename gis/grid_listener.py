@@ -36,6 +36,8 @@ class GridVersionListener:
         self._thread = threading.Thread(target=self._run, name="grid-version-listener",
                                         daemon=True)
         self.connected = threading.Event()
+        # Why the last connection attempt or LISTEN failed (exception class only: no DSN text).
+        self.last_failure: str | None = None
 
     def start(self) -> None:
         """Start listening in the background."""
@@ -52,10 +54,12 @@ class GridVersionListener:
                 with psycopg.connect(self._url, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     self.connected.set()
+                    self.last_failure = None
                     self._on_change()  # catch up with anything missed while disconnected
                     self._listen(conn)
-            except Exception:  # keep the thread alive through outages
+            except Exception as error:  # keep the thread alive through outages
                 self.connected.clear()
+                self.last_failure = type(error).__name__
                 log.warning("grid version listener lost its connection; retrying", exc_info=True)
                 self._stop.wait(2.0)
 

@@ -184,6 +184,7 @@ def _geometry_problems(geometries: np.ndarray, labels: list[str]) -> list[Featur
     empty = ~missing & shapely.is_empty(geometries)
     three_d = ~missing & ~empty & shapely.has_z(geometries)
     invalid = invalidity(geometries)
+    bounds = shapely.bounds(geometries)  # NaN for missing or empty geometries
     for i, label in enumerate(labels):
         if missing[i]:
             problems.append(FeatureProblem(label, "missing geometry"))
@@ -199,9 +200,25 @@ def _geometry_problems(geometries: np.ndarray, labels: list[str]) -> list[Featur
             problems.append(
                 FeatureProblem(label, "geometry has Z coordinates; grids are 2D (lon, lat)")
             )
+        range_problem = _range_problem(bounds[i])
+        if range_problem:
+            problems.append(FeatureProblem(label, range_problem))
+            continue
         fault = invalid[i]
         if fault is not None:
             reason, location = fault
             where = f" at ({location[0]:.7f}, {location[1]:.7f})" if location else ""
             problems.append(FeatureProblem(label, f"invalid geometry: {reason}{where}"))
     return problems
+
+
+def _range_problem(bounds: np.ndarray) -> str | None:
+    """Coordinates outside lon/lat range; says so when they look like (lat, lon) pairs."""
+    min_x, min_y, max_x, max_y = (float(v) for v in bounds)
+    if min_x >= -180 and max_x <= 180 and min_y >= -90 and max_y <= 90:
+        return None
+    if min_y >= -180 and max_y <= 180 and min_x >= -90 and max_x <= 90:
+        return (f"coordinates look swapped: latitude reaches {max_y:.4f}; write each position "
+                "as (lon, lat), longitude first")
+    return (f"coordinates out of range for EPSG:4326 (x {min_x:.4f}..{max_x:.4f}, "
+            f"y {min_y:.4f}..{max_y:.4f}); grids are given in lon/lat degrees")

@@ -62,7 +62,8 @@ def create_engine(database: Database, pool_size: int = 5) -> Engine:
         database.url,
         pool_size=pool_size,
         pool_pre_ping=True,
-        connect_args={"options": "-c timezone=Asia/Shanghai"},
+        # A database that stopped answering should cost a request seconds, not minutes.
+        connect_args={"options": "-c timezone=Asia/Shanghai", "connect_timeout": 5},
     )
 
 

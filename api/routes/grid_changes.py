@@ -6,7 +6,7 @@ import json
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -15,12 +15,15 @@ from gis.auth import Caller, Role
 from gis.errors import BadRequest, InvalidInput, NotFound, TooLarge
 from gis.grid_change_commit import commit_change, propose, rollback_change
 from gis.grid_change_proposal import fault_json, grids_from_geojson, grids_from_upload
+from gis.grid_codes import CODE_LENGTH, is_digits
 from gis.grid_history import grid_history
 
 router = APIRouter(prefix="/api/v1", tags=["boundary changes"])
 
 MAX_BODY = 50 * 2**20
 PlannerDep = Annotated[Caller, require_roles(Role.PLANNER)]
+# Ids are PostgreSQL bigints: anything else is refused before it reaches the database.
+ChangeId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A boundary change's id")]
 
 
 async def _read_body(request: Request) -> bytes:
@@ -68,8 +71,8 @@ def _proposal_parts(request: Request, body: bytes) -> tuple[Any, list[str], int,
         raise InvalidInput("an uploaded file needs ?base_version=…&reason=… (and optional "
                            "retire=code,code)")
     retire = [c for c in query.get("retire", "").split(",") if c]
-    return (grids_from_upload(body, content_type), retire,
-            _int_or_fail(query["base_version"], "base_version"), query["reason"])
+    base = _int_or_fail(query["base_version"], "base_version")  # before the file is read
+    return grids_from_upload(body, content_type), retire, base, query["reason"]
 
 
 def _propose(request: Request, body: bytes, caller: Caller) -> dict[str, Any]:
@@ -107,7 +110,7 @@ def _change(request: Request, change_id: int) -> dict[str, Any]:
 
 
 @router.get("/grid-changes/{change_id}", summary="A boundary change and its impact")
-def get_change(request: Request, change_id: int, caller: PlannerDep) -> dict[str, Any]:
+def get_change(request: Request, change_id: ChangeId, caller: PlannerDep) -> dict[str, Any]:
     """The proposal, its status and its impact preview."""
     return _change(request, change_id)
 
@@ -130,7 +133,7 @@ def list_changes(request: Request, caller: PlannerDep,
 
 
 @router.post("/grid-changes/{change_id}/commit", summary="Commit a proposed change")
-def commit(request: Request, change_id: int, caller: PlannerDep) -> dict[str, Any]:
+def commit(request: Request, change_id: ChangeId, caller: PlannerDep) -> dict[str, Any]:
     """Apply as a new grid version; 409 when the grids changed since the proposal was drawn."""
     with request.app.state.engine.begin() as conn:
         result = commit_change(conn, change_id, author=caller.name)
@@ -140,7 +143,7 @@ def commit(request: Request, change_id: int, caller: PlannerDep) -> dict[str, An
 
 @router.post("/grid-changes/{change_id}/rollback", status_code=201,
              summary="Roll back a committed change")
-def rollback(request: Request, change_id: int, caller: PlannerDep,
+def rollback(request: Request, change_id: ChangeId, caller: PlannerDep,
              reason: Annotated[str, Query(min_length=1, description="Why it is undone")]
              ) -> dict[str, Any]:
     """Undo a change as a new version (the history keeps both)."""
@@ -155,7 +158,8 @@ def history(request: Request, code: str,
             geometry: Annotated[bool, Query(description="Include each version's geometry")]
             = False) -> dict[str, Any]:
     """Every version of the grid with its validity period, area, author and reason."""
-    if not code.isdigit() or len(code) not in (9, 12, 15):
-        raise InvalidInput(f"{code!r} is not a grid code (9, 12 or 15 digits)")
+    if not any(is_digits(code, n) for n in CODE_LENGTH.values()):  # ASCII digits only
+        shown = code if len(code) <= 32 else code[:32] + "…"
+        raise InvalidInput(f"{shown!r} is not a grid code (9, 12 or 15 digits)")
     with request.app.state.engine.connect() as conn:
         return {"code": code, "versions": grid_history(conn, code, geometry=geometry)}

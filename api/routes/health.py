@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import html
+import os
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy.exc import InterfaceError, OperationalError
 
+from api.errors import RETRY_AFTER_S
 from gis.store import current_version, grid_counts, postgis_version
 
 router = APIRouter(tags=["health"])
@@ -28,7 +31,9 @@ def _facts(request: Request) -> dict[str, Any]:
         }
 
 
-@router.get("/health", summary="Grid counts per level and the database in use")
+@router.get("/health", summary="Grid counts per level and the database in use",
+            response_class=JSONResponse,
+            responses={200: {"content": {"application/json": {}, "text/html": {}}}})
 def health(request: Request, f: str | None = None) -> Response:
     """JSON by default; HTML for browsers (Accept: text/html) or ``?f=html``."""
     facts = _facts(request)
@@ -59,8 +64,31 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: the database answers")
-def readyz(request: Request) -> dict[str, Any]:
-    """Ok when a query reaches PostGIS (503 via the error handler otherwise)."""
-    with request.app.state.engine.connect() as conn:
-        return {"status": "ready", "grids": grid_counts(conn)}
+@router.get("/readyz", summary="Readiness: the database answers and the grid index is built",
+            responses={503: {"description": "Not ready; `reasons` says why"}})
+def readyz(request: Request) -> JSONResponse:
+    """Ready when PostGIS answers, the router index is built and grid changes reach this worker."""
+    reasons: list[str] = []
+    grids = None
+    try:
+        with request.app.state.engine.connect() as conn:
+            grids = grid_counts(conn)
+    except (OperationalError, InterfaceError) as error:
+        reasons.append(f"database unreachable ({type(error.orig).__name__}); locate answers "
+                       "from the in-memory index, flagged degraded")
+    snapshot = request.app.state.snapshots.current
+    if snapshot is None:
+        reasons.append("grid index not built yet")
+    listener = request.app.state.listener
+    if not listener.connected.is_set():
+        why = f" ({listener.last_failure})" if listener.last_failure else ""
+        reasons.append(f"not listening for grid changes{why}: the index may fall behind")
+    body: dict[str, Any] = {"status": "not_ready" if reasons else "ready",
+                            "worker": os.getpid(),  # which process answered, of several
+                            "grid_version": None if snapshot is None else snapshot.version,
+                            "grids": grids}
+    if not reasons:
+        return JSONResponse(body)
+    body.update(error="unavailable", reasons=reasons, message="; ".join(reasons),
+                request_id=getattr(request.state, "request_id", None))
+    return JSONResponse(body, status_code=503, headers={"Retry-After": RETRY_AFTER_S})

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import CallerDep
+from api.database_state import degraded_headers
 from gis.auth import Caller, mask_phone
 from gis.coords import parse_crs, to_wgs84, validate_lonlat
 from gis.errors import BadRequest, InvalidInput, TooLarge
@@ -82,8 +84,14 @@ async def locate(
     # In the event loop on purpose: the in-memory lookup takes ~0.2 ms, less than a thread hop.
     answer = locate_position(_snapshot(request), _number(lon), _number(lat), crs,
                              accuracy)
+    body = position_body(answer, caller)
+    headers = degraded_headers(request, body)  # the index answers even with the database down
     # The body is plain JSON types already; skipping FastAPI's re-encoding saves a third.
-    return JSONResponse(position_body(answer, caller))
+    return JSONResponse(body, headers=headers)
+
+
+BEIJING = dt.timezone(dt.timedelta(hours=8))
+EARLIEST_AT = dt.datetime(1970, 1, 1, tzinfo=BEIJING)
 
 
 def _parse_moment(text: str) -> dt.datetime:
@@ -91,9 +99,16 @@ def _parse_moment(text: str) -> dt.datetime:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
         raise InvalidInput(f"at must be an ISO 8601 date or time such as 2026-06-01 "
-                           f"(got {text!r})") from None
+                           f"(got {text[:40]!r})") from None
     if moment.tzinfo is None:  # a bare date or time is Beijing time, as people say it
-        moment = moment.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
+        moment = moment.replace(tzinfo=BEIJING)
+    # The history holds the past: a far date (or an offset pushing it past year 1 or 9999)
+    # is a typing slip, and the future has no owner yet.
+    if moment < EARLIEST_AT:
+        raise InvalidInput(f"at must be after {EARLIEST_AT.date()} (got {text!r})")
+    if moment > dt.datetime.now(BEIJING) + dt.timedelta(days=1):
+        raise InvalidInput(f"at is in the future ({text!r}); an as-of answer covers the past "
+                           "and today, the current owner comes without at")
     return moment
 
 
@@ -112,12 +127,31 @@ class BatchPoint(BaseModel):
     lon: float | str | None
     lat: float | str | None
 
+    @field_validator("lon", "lat", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # JSON true would otherwise pass as 1.0
+            raise ValueError("must be a number, not true or false")
+        return value
+
 
 class BatchRequest(BaseModel):
     """A list of points in one CRS."""
 
     crs: CrsName = "wgs84"
     points: list[BatchPoint] = Field(max_length=MAX_BATCH)
+
+
+def _coordinate(value: Any) -> float | str:
+    # A list or object where a number belongs is reported per point, as text, like "abc".
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        return value
+    return json.dumps(value)[:40]
+
+
+def _feature_id(feature: dict[str, Any], i: int) -> str | int:
+    given = feature.get("id", i)
+    return given if isinstance(given, str | int) else i
 
 
 def _points_from_body(body: dict[str, Any]) -> tuple[str, list[BatchPoint]]:
@@ -130,12 +164,17 @@ def _points_from_body(body: dict[str, Any]) -> tuple[str, list[BatchPoint]]:
                            "use `minqing route` for files")
         points = []
         for i, feature in enumerate(features):
-            geometry = (feature or {}).get("geometry") or {}
+            if not isinstance(feature, dict):
+                raise InvalidInput(f"feature {i} is not a GeoJSON Feature object")
+            geometry = feature.get("geometry") or {}
+            if not isinstance(geometry, dict):
+                raise InvalidInput(f"feature {i}: geometry must be a GeoJSON object or null")
             coords = geometry.get("coordinates")
             if geometry.get("type") != "Point" or not isinstance(coords, list) or len(coords) < 2:
-                points.append(BatchPoint(id=(feature or {}).get("id", i), lon=None, lat=None))
+                points.append(BatchPoint(id=_feature_id(feature, i), lon=None, lat=None))
                 continue
-            points.append(BatchPoint(id=feature.get("id", i), lon=coords[0], lat=coords[1]))
+            points.append(BatchPoint(id=_feature_id(feature, i), lon=_coordinate(coords[0]),
+                                     lat=_coordinate(coords[1])))
         return str(body.get("crs", "wgs84")), points
     listed = body.get("points")
     if isinstance(listed, list) and len(listed) > MAX_BATCH:
@@ -152,6 +191,7 @@ def _points_from_body(body: dict[str, Any]) -> tuple[str, list[BatchPoint]]:
 @router.post("/locate/batch", summary=f"Locate up to {MAX_BATCH} points")
 def locate_batch(
     request: Request,
+    response: Response,
     body: dict[str, Any],
     crs: Annotated[str | None, Query(description="Overrides the body's crs")] = None,
 ) -> dict[str, Any]:
@@ -178,5 +218,7 @@ def locate_batch(
                          "district": code[:6]})
         results.append(item)
     located = sum(1 for r in results if "small" in r)
-    return {"grid_version": snapshot.version, "count": len(results), "located": located,
-            "results": results}
+    answer = {"grid_version": snapshot.version, "count": len(results), "located": located,
+              "results": results}
+    response.headers.update(degraded_headers(request, answer))
+    return answer
