@@ -48,7 +48,7 @@ def grid_card(conn: Connection, code: str, caller: Caller, now: dt.datetime | No
            WHERE grid_code = :code AND active = 1 ORDER BY worker_id"""), {"code": code}).all()
     key = _code_range(code)
     trend_start = (now.astimezone(BEIJING) - dt.timedelta(days=TREND_DAYS - 1)).date()
-    counts = dict(conn.execute(sa.text(
+    counts: dict[dt.date, int] = dict(conn.execute(sa.text(
         """SELECT (reported_at AT TIME ZONE 'Asia/Shanghai')::date AS day, count(*)
            FROM event WHERE grid_code BETWEEN :low AND :high
              AND reported_at >= CAST(:start AS date)::timestamp AT TIME ZONE 'Asia/Shanghai'

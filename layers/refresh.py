@@ -95,7 +95,7 @@ def _write_heat(conn: Connection, params: dict[str, Any], codes: list[str] | Non
 
 def _finish(conn: Connection, result: RefreshResult) -> RefreshResult:
     result.changed = bool(result.rows_written or result.heat_rows_written)
-    version = conn.execute(sa.text(
+    version: Any = conn.execute(sa.text(
         """UPDATE layer_state SET layer_version = layer_version + :bump,
                   rules_version = :rules_version, computed_as_of = :as_of,
                   updated_at = CASE WHEN :bump = 1 THEN now() ELSE updated_at END
@@ -148,7 +148,7 @@ def refresh_all(conn: Connection, now: dt.datetime | None = None,
     started = time.perf_counter()
     _lock_and_state(conn)
     # Grids retired by a boundary change leave the layer.
-    gone = conn.execute(sa.text(
+    gone: Any = conn.execute(sa.text(
         """WITH a AS (DELETE FROM grid_colour c WHERE NOT EXISTS
                           (SELECT 1 FROM grid_current g WHERE g.code = c.code) RETURNING 1),
                 b AS (DELETE FROM grid_heat h WHERE NOT EXISTS
@@ -156,7 +156,7 @@ def refresh_all(conn: Connection, now: dt.datetime | None = None,
            SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM b)""")).scalar_one()
     # Every grid and every window's events are read: hash joins are right whatever the
     # statistics say (fresh fixtures have none, and nested loops then take 20 s instead of 0.2 s).
-    saved = conn.execute(sa.text(
+    saved: Any = conn.execute(sa.text(
         "SELECT current_setting('enable_nestloop'), set_config('enable_nestloop', 'off', true)"
     )).scalar_one()
     try:

@@ -92,7 +92,7 @@ class WorstChild(_Rule):
 
 
 class ShareOfChildren(_Rule):
-    """Red when ≥ red_share of the children are red; yellow when ≥ yellow_share are red or yellow."""
+    """Red when ≥ red_share of the children are red; yellow when ≥ yellow_share are not blue."""
 
     rule: Literal["share_of_children"]
     red_share: float = Field(gt=0, le=1)
@@ -109,7 +109,8 @@ class ShareOfChildren(_Rule):
     def sql_colour(self) -> str:
         """SQL colour over the columns red, yellow, blue, n (children counts)."""
         return ("CASE WHEN red >= CAST(:red_share AS float8) * n THEN 'red' "
-                "WHEN red + yellow >= CAST(:yellow_share AS float8) * n THEN 'yellow' ELSE 'blue' END")
+                "WHEN red + yellow >= CAST(:yellow_share AS float8) * n THEN 'yellow' "
+                "ELSE 'blue' END")
 
     def sql_params(self) -> dict[str, Any]:
         """Bound parameters of sql_colour."""

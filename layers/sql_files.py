@@ -1,4 +1,4 @@
-"""The layers' SQL, kept in ``layers/sql/*.sql``; grid filters are chosen by code, never by users."""
+"""The layers' SQL in ``layers/sql/*.sql``; grid filters are chosen by code, never by users."""
 
 from __future__ import annotations
 
