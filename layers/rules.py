@@ -165,7 +165,7 @@ def _node_lines(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, .
         for key, value in node.value:
             name = key.value
             if name in seen:
-                raise RulesError(f"{source} line {key.start_mark.line + 1}: "
+                raise RulesError(f"{source}: line {key.start_mark.line + 1}: "
                                  f"{'.'.join(map(str, (*path, name)))} is given twice")
             seen.add(name)
             lines[(*path, name)] = key.start_mark.line + 1
@@ -190,9 +190,9 @@ def parse_rules(text: str, source: str = "rules") -> LayerRules:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        raise RulesError(f"{source} line {line}: not valid YAML: {exc.problem}") from None
+        raise RulesError(f"{source}: line {line}: not valid YAML: {exc.problem}") from None
     if node is None or not isinstance(data, dict):
-        raise RulesError(f"{source} line 1: a rules file is a mapping with version, score, "
+        raise RulesError(f"{source}: line 1: a rules file is a mapping with version, score, "
                          "windows, colours, rollup, warnings and pins")
     lines: dict[tuple[Any, ...], int] = {}
     _node_lines(node, (), lines, source)

@@ -6,7 +6,7 @@ WITH children AS (
            count(*) FILTER (WHERE c.colour = 'yellow') AS yellow,
            count(*) FILTER (WHERE c.colour = 'blue') AS blue,
            count(*) AS n,
-           avg(c.score) AS score, sum(c.open_events) AS open_events,
+           round(avg(c.score)::numeric, 6)::float8 AS score, sum(c.open_events) AS open_events,
            sum(c.overdue_events) AS overdue_events, sum(c.events_7d) AS events_short,
            sum(c.events_30d) AS events_long
     FROM grid_current g JOIN grid_colour c ON c.code = g.code
