@@ -53,10 +53,10 @@ def test_a_bad_rule_is_refused_with_its_line_and_field(old: str, new: str, at: s
 
 
 def test_broken_yaml_and_duplicate_keys_name_their_line() -> None:
-    # The parser stops on the line after the unclosed bracket, where the mapping goes on.
-    with pytest.raises(RulesError, match=rf"^x\.yaml: line {_line('category_weights:') + 1}: "
-                                         "not valid YAML"):
-        parse_rules(TEXT.replace("  category_weights:", "  category_weights: [", 1), "x.yaml")
+    with pytest.raises(RulesError, match=rf"^x\.yaml: line {_line('unresolved_factor: 2')}: "
+                                         "not valid YAML: mapping values are not allowed"):
+        parse_rules(TEXT.replace("  unresolved_factor: 2.0", "  unresolved_factor: 2.0: 3"),
+                    "x.yaml")
     with pytest.raises(RulesError, match=rf"^x\.yaml: line {_line('  yellow: 15.0') + 1}: "
                                          r"colours\.red is given twice"):
         parse_rules(TEXT.replace("  yellow: 15.0", "  yellow: 15.0\n  red: 40"), "x.yaml")

@@ -14,12 +14,6 @@ from pathlib import Path
 import psycopg
 import pytest
 import sqlalchemy as sa
-
-from gis.fixture_load import load_fixtures
-from gis.store import Database, create_engine
-from layers.pins import pin_colour, release_pin
-from layers.refresh import refresh_all, refresh_grids
-from layers.rules import DEFAULT_RULES, LayerRules, load_rules, parse_rules
 from layer_cases import (
     NOW,
     Ev,
@@ -29,6 +23,12 @@ from layer_cases import (
     reset_layer,
     rollup_colour,
 )
+
+from gis.fixture_load import load_fixtures
+from gis.store import Database, create_engine
+from layers.pins import pin_colour, release_pin
+from layers.refresh import refresh_all, refresh_grids
+from layers.rules import DEFAULT_RULES, LayerRules, load_rules, parse_rules
 
 RULES = load_rules(DEFAULT_RULES)
 
