@@ -15,6 +15,7 @@ from api.settings import Settings
 from gis.grid_listener import GridVersionListener
 from gis.grid_snapshot import SnapshotHolder
 from gis.store import create_engine, resolve_database
+from layers.refresher import PeriodicRefresh
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -31,9 +32,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.snapshots.refresh()
         listener = GridVersionListener(database.url, app.state.snapshots.refresh)
         listener.start()
+        layer_refresh = PeriodicRefresh(engine, settings.layers.rules,
+                                        settings.layers.refresh_seconds)
+        layer_refresh.start()
         try:
             yield
         finally:
+            layer_refresh.stop()
             listener.stop()
             engine.dispose()
 

@@ -28,6 +28,7 @@ from gis.fixture_load import load_fixtures
 from gis.store import Database, create_engine
 from layers.pins import pin_colour, release_pin
 from layers.refresh import refresh_all, refresh_grids
+from layers.refresher import PeriodicRefresh
 from layers.rules import DEFAULT_RULES, LayerRules, load_rules, parse_rules
 
 RULES = load_rules(DEFAULT_RULES)
@@ -305,3 +306,14 @@ def test_incremental_refresh_equals_a_full_one_and_notifies(
             bumped = refresh_grids(other, [late[0]["expected_code"]], now, RULES)
         notes = [n.payload for n in listener.notifies(timeout=2, stop_after=1)]
     assert notes == [str(bumped.layer_version)]
+
+
+def test_the_service_refresh_runs_only_on_a_computed_layer_when_due(
+        conn: sa.Connection, engine: sa.Engine) -> None:
+    conn.commit()
+    periodic = PeriodicRefresh(engine, DEFAULT_RULES, 600)
+    assert periodic.run_once() is False  # never computed: left to start-up or the CLI
+    with engine.begin() as other:
+        refresh_all(other, dt.datetime.now(dt.UTC) - dt.timedelta(seconds=400), RULES)
+    assert periodic.run_once() is True  # computed 400 s ago: more than half of 600 s
+    assert periodic.run_once() is False  # just ran
