@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -317,3 +318,23 @@ def test_the_service_refresh_runs_only_on_a_computed_layer_when_due(
         refresh_all(other, dt.datetime.now(dt.UTC) - dt.timedelta(seconds=400), RULES)
     assert periodic.run_once() is True  # computed 400 s ago: more than half of 600 s
     assert periodic.run_once() is False  # just ran
+
+
+def test_cli_refresh_prints_steps_and_colours(conn: sa.Connection, engine: sa.Engine,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    _, small = _family(conn)
+    insert_events(conn, [Ev(small[0], "矛盾纠纷", 4, "open", days_ago=1, due_in_days=0.5)] * 2)
+    conn.commit()
+    monkeypatch.setenv("MINQING_DB_URL", engine.url.render_as_string(hide_password=False))
+    result = CliRunner().invoke(app, ["layers", "refresh", "--as-of", NOW.isoformat()])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (summary["full"], summary["grids"], summary["rules_version"]) == (
+        True, 7507 + 1086 + 110, RULES.version)
+    assert "small  red     1  yellow     0  blue  7506" in result.stderr
+    bad = CliRunner().invoke(app, ["layers", "refresh", "--as-of", "2026-11-30T12:00"])
+    assert bad.exit_code == 2 and "time zone" in bad.output
