@@ -338,3 +338,21 @@ def test_cli_refresh_prints_steps_and_colours(conn: sa.Connection, engine: sa.En
     assert "small  red     1  yellow     0  blue  7506" in result.stderr
     bad = CliRunner().invoke(app, ["layers", "refresh", "--as-of", "2026-11-30T12:00"])
     assert bad.exit_code == 2 and "time zone" in bad.output
+
+
+def test_an_expired_pin_no_longer_shows_even_before_a_refresh(conn: sa.Connection) -> None:
+    from gis.auth import ANONYMOUS
+    from layers.card import grid_card
+    from layers.summary import layer_summary
+
+    _, small = _family(conn)
+    insert_events(conn, [Ev(small[0], "矛盾纠纷", 4, "open", days_ago=1, due_in_days=0.5)] * 3)
+    refresh_all(conn, NOW, RULES)
+    pin_colour(conn, small[0], "blue", "观察", NOW + dt.timedelta(hours=1), "指挥中心", NOW, RULES)
+    later = NOW + dt.timedelta(hours=2)
+    assert _row(conn, small[0]).colour == "blue"  # stored as of the last refresh
+    card = grid_card(conn, small[0], ANONYMOUS, later)
+    assert (card["colour"], card["pinned"], card["pin"]) == ("red", False, None)
+    during = layer_summary(conn, window_days=7, short_days=7, now=NOW)["totals"]["small"]
+    after = layer_summary(conn, window_days=7, short_days=7, now=later)["totals"]["small"]
+    assert (during["red"], during["pinned"], after["red"], after["pinned"]) == (0, 1, 1, 0)
