@@ -10,11 +10,12 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.errors import install_error_handlers
 from api.middleware import RequestGuard
-from api.routes import grid_changes, health, locate, metrics
+from api.routes import grid_changes, grids, health, layers, locate, metrics
 from api.settings import Settings
 from gis.grid_listener import GridVersionListener
 from gis.grid_snapshot import SnapshotHolder
 from gis.store import create_engine, resolve_database
+from layers.refresher import PeriodicRefresh
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -33,9 +34,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.listener = listener
         listener.start()
         listener.connected.wait(timeout=5)  # so the first answers are not flagged degraded
+        layer_refresh = PeriodicRefresh(engine, settings.layers.rules,
+                                        settings.layers.refresh_seconds)
+        layer_refresh.start()
         try:
             yield
         finally:
+            layer_refresh.stop()
             listener.stop()
             engine.dispose()
 
@@ -45,11 +50,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     if settings.api.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.api.cors_origins,
-                           allow_methods=["GET", "POST", "PATCH"],
+                           allow_methods=["GET", "POST", "PATCH", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", "X-Request-ID"])
     app.add_middleware(RequestGuard, max_body_bytes=settings.api.max_body_mb * 2**20)
     app.include_router(health.router)
     app.include_router(locate.router)
     app.include_router(grid_changes.router)
+    app.include_router(layers.router)
+    app.include_router(grids.router)
     app.include_router(metrics.router)
     return app

@@ -49,6 +49,11 @@ def _prepare_database(settings: Settings, *, load: bool) -> bool:
             if result.loaded and result.grids is not None:
                 _say(f"loaded fixtures: {result.grids.summary()}, "
                      f"{result.gridworkers} gridworkers")
+            from layers.refresh import ensure_layer
+
+            with engine.begin() as conn:  # colours at start: once, or after a rules change
+                if (done := ensure_layer(conn)) is not None:
+                    _say(f"layers computed: {done.grids} grids in {done.seconds['total']:.2f} s")
     finally:
         engine.dispose()
     return started
@@ -260,7 +265,8 @@ def route(
 @users_app.command("add")
 def users_add(
     name: Annotated[str, typer.Argument(help="Who the token is for")],
-    role: Annotated[str, typer.Option(help="viewer, gridworker, planner, ingest or admin")],
+    role: Annotated[str, typer.Option(
+        help="viewer, gridworker, planner, command, ingest or admin")],
     grid: Annotated[str | None, typer.Option(help="A gridworker's small grid code")] = None,
 ) -> None:
     """Issue a token (printed once; only its hash is stored)."""
@@ -280,7 +286,7 @@ def users_revoke(name: Annotated[str, typer.Argument(help="Whose tokens")]) -> N
 
 
 # Command groups kept in their own modules register themselves on import.
-from api import cli_grid_changes  # noqa: E402, F401
+from api import cli_grid_changes, cli_layers  # noqa: E402, F401
 
 
 def main() -> None:

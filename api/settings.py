@@ -9,6 +9,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gis.settings import DatabaseSettings, FixtureSettings
+from layers.settings import LayerSettings
 
 
 class ApiSettings(BaseSettings):
@@ -38,3 +39,4 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     db: DatabaseSettings = field(default_factory=DatabaseSettings)
     fixtures: FixtureSettings = field(default_factory=FixtureSettings)
+    layers: LayerSettings = field(default_factory=LayerSettings)

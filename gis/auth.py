@@ -20,12 +20,15 @@ class Role(StrEnum):
     VIEWER = "viewer"
     GRIDWORKER = "gridworker"
     PLANNER = "planner"
+    # Command-centre staff: everything a viewer sees, and they pin grid colours.
+    COMMAND = "command"
     INGEST = "ingest"
     ADMIN = "admin"
 
 
 # Gridworker phones are for staff who dispatch or work grids, not the public or machine clients.
-SEES_GRIDWORKER_PHONE = frozenset({Role.VIEWER, Role.GRIDWORKER, Role.PLANNER, Role.ADMIN})
+SEES_GRIDWORKER_PHONE = frozenset({Role.VIEWER, Role.GRIDWORKER, Role.PLANNER, Role.COMMAND,
+                                   Role.ADMIN})
 
 
 @dataclass(frozen=True)

@@ -39,16 +39,17 @@ def _wait_for_health(url: str, process: subprocess.Popen[bytes], seconds: float)
     raise AssertionError(f"{url} did not answer within {seconds} s")
 
 
-def _run_once(env: dict[str, str], port: int, log: Path) -> dict:
+def _run_once(env: dict[str, str], port: int, log: Path) -> tuple[dict, dict]:
     with log.open("ab") as out:
         process = subprocess.Popen([str(PROJECT_ROOT / "scripts" / "run")], cwd=PROJECT_ROOT,
                                    env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             health = _wait_for_health(f"http://127.0.0.1:{port}/health", process, 300)
+            summary = httpx.get(f"http://127.0.0.1:{port}/api/v1/layers/summary", timeout=10)
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
-    return health
+    return health, summary.json()
 
 
 def test_scripts_run_twice_serves_the_city_and_stops_its_database(
@@ -66,12 +67,19 @@ def test_scripts_run_twice_serves_the_city_and_stops_its_database(
     cluster = LocalCluster.for_data_dir(data_dir)
     log = tmp_path / "run.log"
     try:
+        versions = []
         for attempt in (1, 2):
-            health = _run_once(env, port, log)
+            health, layers = _run_once(env, port, log)
+            # Colours from the start: every grid computed once, not again on the second start.
+            assert {level: sum(c[k] for k in ("red", "yellow", "blue"))
+                    for level, c in layers["totals"].items()} == health["grids"], attempt
+            assert layers["computed_as_of"] is not None
+            versions.append(layers["layer_version"])
             assert health["grids"] == {"large": 110, "medium": 1086, "small": 7507}, attempt
             assert health["database"]["embedded"] is True
             assert health["grid_version"] == 1, "a second start must not load the city again"
             assert not cluster.running(), "stopping the service must stop its database"
             assert not (cluster.pgdata / "postmaster.pid").exists()
+        assert versions == [1, 1]
     finally:
         cluster.stop()

@@ -1,0 +1,358 @@
+"""Colours, roll-ups, pins, heat and warnings on a scratch copy of the city.
+
+Every expectation is computed in the test from the rule file's numbers (tests/layer_cases.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from layer_cases import (
+    NOW,
+    Ev,
+    colour_of,
+    expected_score,
+    insert_events,
+    reset_layer,
+    rollup_colour,
+)
+
+from gis.fixture_load import load_fixtures
+from gis.store import Database, create_engine
+from layers.pins import pin_colour, release_pin
+from layers.refresh import refresh_all, refresh_grids
+from layers.refresher import PeriodicRefresh
+from layers.rules import DEFAULT_RULES, LayerRules, load_rules, parse_rules
+
+RULES = load_rules(DEFAULT_RULES)
+
+
+@pytest.fixture(scope="module")
+def engine(scratch_module_database: Database, fixture_dir: Path) -> Iterator[sa.Engine]:
+    engine = create_engine(scratch_module_database)
+    with engine.begin() as conn:
+        load_fixtures(conn, fixture_dir)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def conn(engine: sa.Engine) -> Iterator[sa.Connection]:
+    with engine.begin() as conn:
+        reset_layer(conn)
+    with engine.connect() as conn:
+        yield conn
+        conn.commit()
+
+
+def _children(conn: sa.Connection, parent: str) -> list[str]:
+    return list(conn.execute(sa.text(
+        "SELECT code FROM grid_current WHERE parent_code = :p ORDER BY code"), {"p": parent}
+    ).scalars())
+
+
+def _family(conn: sa.Connection, at_least: int = 6) -> tuple[str, list[str]]:
+    """The first medium grid (by code) with at least ``at_least`` small grids, and them."""
+    medium = conn.execute(sa.text(
+        """SELECT parent_code FROM grid_current WHERE level = 'small' GROUP BY parent_code
+           HAVING count(*) >= :n ORDER BY parent_code LIMIT 1"""), {"n": at_least}).scalar_one()
+    return medium, _children(conn, medium)
+
+
+def _row(conn: sa.Connection, code: str) -> sa.Row:
+    return conn.execute(sa.text("SELECT * FROM grid_colour WHERE code = :c"), {"c": code}).one()
+
+
+def _variant(replace: dict[str, str], version: str) -> LayerRules:
+    text = DEFAULT_RULES.read_text(encoding="utf-8")
+    for old, new in replace.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    return parse_rules(text.replace('version: "2026.12-1"', f'version: "{version}"'))
+
+
+def test_colours_match_the_rules_numbers_one_rule_at_a_time(conn: sa.Connection) -> None:
+    _, small = _family(conn, 8)
+    heavy = max(RULES.score.category_weights, key=lambda c: RULES.score.category_weights[c])
+    cases = {
+        # category weights (one unknown category: the default weight)
+        small[0]: [Ev(small[0], heavy, days_ago=d) for d in (1, 2, 3)]
+        + [Ev(small[0], "不在名单", days_ago=2)],
+        # severity multipliers
+        small[1]: [Ev(small[1], "环境卫生", severity=s, days_ago=1) for s in (1, 2, 3, 4, 4)],
+        # unresolved, not yet due
+        small[2]: [Ev(small[2], heavy, 2, "open", days_ago=1, due_in_days=5),
+                   Ev(small[2], heavy, 2, "in_progress", days_ago=2, due_in_days=5)],
+        # overdue, and an unresolved event older than the long window
+        small[3]: [Ev(small[3], heavy, 3, "open", days_ago=3, due_in_days=1),
+                   Ev(small[3], heavy, 2, "open", days_ago=45, due_in_days=3),
+                   Ev(small[3], heavy, 1, "resolved", days_ago=45)],
+        # windows: events only in the long window, one just inside, one just outside it
+        small[4]: [Ev(small[4], heavy, 4, days_ago=d) for d in (8, 10, 15, 20, 29.9, 30.1)],
+        # events after "now" do not count; no due time never makes an event overdue
+        small[5]: [Ev(small[5], heavy, 4, "open", days_ago=-1),
+                   Ev(small[5], heavy, 1, "open", days_ago=1, due_in_days=None)],
+    }
+    insert_events(conn, [e for evs in cases.values() for e in evs])
+    result = refresh_all(conn, NOW, RULES)
+    assert result.grids == 7507 + 1086 + 110
+    seen = set()
+    for code, events in cases.items():
+        score, counts = expected_score(events, RULES)
+        row = _row(conn, code)
+        assert row.score == pytest.approx(score, abs=1e-6), code
+        assert row.computed_colour == row.colour == colour_of(score, RULES), code
+        assert (row.open_events, row.overdue_events, row.events_7d, row.events_30d) == (
+            counts["open"], counts["overdue"], counts["short"], counts["long"]), code
+        seen.add(colour_of(score, RULES))
+    assert seen == {"red", "yellow", "blue"}, "the cases must reach every colour"
+    others = conn.execute(sa.text(
+        """SELECT count(*) FROM grid_colour WHERE level = 'small' AND score = 0
+           AND colour = 'blue'""")).scalar_one()
+    assert others == 7507 - sum(1 for evs in cases.values()
+                                if expected_score(evs, RULES)[0] > 0)
+
+
+def test_threshold_edges_and_a_new_rules_version_recolour(conn: sa.Connection) -> None:
+    _, small = _family(conn)
+    events = [Ev(small[0], "矛盾纠纷", 3, "open", days_ago=2, due_in_days=1),
+              Ev(small[0], "安全隐患", 2, days_ago=3)]
+    insert_events(conn, events)
+    score, _ = expected_score(events, RULES)
+    at_red = _variant({"  red: 36.0": f"  red: {score!r}", "  yellow: 15.0": "  yellow: 1.0"},
+                      "edge-red")
+    refresh_all(conn, NOW, at_red)
+    assert _row(conn, small[0]).colour == "red"  # score == red threshold: red
+    above = _variant({"  red: 36.0": f"  red: {score + 0.001!r}",
+                      "  yellow: 15.0": f"  yellow: {score!r}"}, "edge-yellow")
+    refresh_grids(conn, [small[0]], NOW, above)
+    assert _row(conn, small[0]).colour == "yellow"
+    blue = _variant({"  red: 36.0": f"  red: {score + 1!r}",
+                     "  yellow: 15.0": f"  yellow: {score + 0.001!r}"}, "edge-blue")
+    refresh_all(conn, NOW, blue)
+    row = _row(conn, small[0])
+    assert (row.colour, row.rules_version) == ("blue", "edge-blue")
+    whys = conn.execute(sa.text(
+        "SELECT old_colour, new_colour, why FROM colour_change WHERE code = :c ORDER BY id"),
+        {"c": small[0]}).all()
+    assert [(w.old_colour, w.new_colour) for w in whys] == [
+        (None, "red"), ("red", "yellow"), ("yellow", "blue")]
+    assert whys[1].why.startswith("rules edge-red -> edge-yellow; score")
+    state = conn.execute(sa.text("SELECT rules_version FROM layer_state")).scalar_one()
+    assert state == "edge-blue"
+
+
+@pytest.mark.parametrize("rule", ["share_of_children", "worst_child"])
+def test_roll_up_to_medium_and_large(conn: sa.Connection, rule: str) -> None:
+    rules = RULES if rule == "share_of_children" else _variant(
+        {"  rule: share_of_children": "  rule: worst_child", "  red_share: 0.2\n": "",
+         "  yellow_share: 0.3\n": ""}, "worst")
+    medium, small = _family(conn, 6)
+    large = medium[:9]
+    red_event = [Ev("", "矛盾纠纷", 4, "open", days_ago=1, due_in_days=0.5)] * 2
+    yellow_event = [Ev("", "矛盾纠纷", 3, days_ago=1)] * 2
+    plan = {small[0]: red_event, small[1]: yellow_event, small[2]: yellow_event}
+    events = [Ev(code, e.category, e.severity, e.status, e.days_ago, e.due_in_days)
+              for code, evs in plan.items() for e in evs]
+    insert_events(conn, events)
+    refresh_all(conn, NOW, rules)
+    colours = [colour_of(expected_score([e for e in events if e.code == c], rules)[0], rules)
+               for c in small]
+    assert colours[:3] == ["red", "yellow", "yellow"]
+    row = _row(conn, medium)
+    assert (row.red_children, row.yellow_children, row.blue_children) == (
+        1, 2, len(small) - 3)
+    assert row.colour == rollup_colour(colours, rules)
+    mediums = _children(conn, large)
+    shown = dict(conn.execute(sa.text(
+        "SELECT code, colour FROM grid_colour WHERE code = ANY(:c)"), {"c": mediums}).all())
+    expected_medium = {m: (rollup_colour(colours, rules) if m == medium else "blue")
+                       for m in mediums}
+    assert shown == expected_medium
+    assert _row(conn, large).colour == rollup_colour(list(expected_medium.values()), rules)
+    assert _row(conn, large).red_children == list(expected_medium.values()).count("red")
+
+
+def test_pin_wins_until_it_expires_or_is_released(conn: sa.Connection) -> None:
+    medium, small = _family(conn)
+    events = [Ev(small[0], "矛盾纠纷", 4, "open", days_ago=1, due_in_days=0.5)] * 3
+    insert_events(conn, events)
+    refresh_all(conn, NOW, RULES)
+    assert _row(conn, small[0]).colour == "red"
+    pin_colour(conn, small[0], "blue", "已约谈，情况可控", NOW + dt.timedelta(hours=2), "指挥中心",
+               NOW, RULES)
+    row = _row(conn, small[0])
+    assert (row.colour, row.computed_colour, row.pinned, row.reason) == (
+        "blue", "red", True, "已约谈，情况可控")
+    refresh_all(conn, NOW + dt.timedelta(hours=1), RULES)  # a refresh keeps the pin
+    assert _row(conn, small[0]).colour == "blue"
+    refresh_all(conn, NOW + dt.timedelta(hours=3), RULES)  # expired
+    row = _row(conn, small[0])
+    assert (row.colour, row.pinned) == ("red", False)
+    pin_colour(conn, medium, "red", "重点关注", NOW + dt.timedelta(days=1), "指挥中心",
+               NOW + dt.timedelta(hours=3), RULES)
+    assert _row(conn, medium).colour == "red"
+    release_pin(conn, medium, "指挥中心", NOW + dt.timedelta(hours=4), RULES)
+    assert _row(conn, medium).colour == rollup_colour(
+        ["red"] + ["blue"] * (len(small) - 1), RULES)
+    log = conn.execute(sa.text(
+        "SELECT code, old_colour, new_colour, why FROM colour_change WHERE code = ANY(:c) "
+        "AND old_colour IS NOT NULL ORDER BY id"), {"c": [small[0], medium]}).all()
+    assert [(r.code, r.old_colour, r.new_colour) for r in log] == [
+        (small[0], "red", "blue"), (small[0], "blue", "red"),
+        (medium, rollup_colour(["red"] + ["blue"] * (len(small) - 1), RULES), "red"),
+        (medium, "red", rollup_colour(["red"] + ["blue"] * (len(small) - 1), RULES)),
+    ][: len(log)]
+    assert log[0].why.startswith("pinned blue by 指挥中心 until")
+    assert log[1].why.startswith("pin expired; score")
+    assert log[-1].why.startswith("pin released by 指挥中心; roll-up")
+
+
+def _poisson_sf(k: int, mean: float) -> float:
+    return 1.0 - sum(math.exp(-mean) * mean**i / math.factorial(i) for i in range(k))
+
+
+def test_warning_fires_on_a_spike_and_not_on_steady_data(conn: sa.Connection) -> None:
+    _, small = _family(conn)
+    steady, spike, new = small[0], small[1], small[2]
+    rule = RULES.warnings
+    events = [Ev(steady, "噪音扰民", days_ago=d + 0.5) for d in range(rule.baseline_days + 1)]
+    events += [Ev(steady, "噪音扰民", days_ago=0.2)]
+    events += [Ev(spike, "噪音扰民", days_ago=d + 1.5) for d in range(rule.baseline_days)]
+    k = 8
+    events += [Ev(spike, "噪音扰民", days_ago=0.05 * (i + 1)) for i in range(k)]
+    # A grid with no history: the floor mean makes 4 events improbable, but 4 < min_events.
+    events += [Ev(new, "噪音扰民", days_ago=0.1)] * (rule.min_events - 1)
+    insert_events(conn, events)
+    result = refresh_all(conn, NOW, RULES)
+    rows = conn.execute(sa.text("SELECT * FROM layer_warning")).all()
+    assert result.warnings == len(rows) == 1
+    w = rows[0]
+    mean = rule.baseline_days / rule.baseline_days
+    assert (w.code, w.category, w.observed, w.baseline_events, w.baseline_days) == (
+        spike, "噪音扰民", k, rule.baseline_days, rule.baseline_days)
+    assert w.expected == pytest.approx(mean)
+    assert w.p_value == pytest.approx(_poisson_sf(k, mean), rel=1e-9)
+    assert w.p_value < rule.p_value
+    assert w.warn_day == dt.date(2026, 11, 30)
+    assert _poisson_sf(rule.min_events - 1, rule.floor_per_day) < rule.p_value  # why min_events
+    refresh_all(conn, NOW + dt.timedelta(minutes=5), RULES)  # same day: updated, not doubled
+    assert conn.execute(sa.text("SELECT count(*) FROM layer_warning")).scalar_one() == 1
+
+
+def _fixture_events(fixture_dir: Path) -> list[dict[str, str]]:
+    with (fixture_dir / "events.csv").open(encoding="utf-8", newline="") as handle:
+        return [r for r in csv.DictReader(handle) if r["expected_code"]]
+
+
+def _insert_fixture_rows(conn: sa.Connection, rows: list[dict[str, str]], shift: dt.timedelta,
+                         tag: str) -> None:
+    conn.execute(sa.text(
+        """INSERT INTO event (source, source_id, category, severity, status, reported_at,
+                              due_at, lon, lat, grid_code, grid_version, route)
+           VALUES (:source, :sid, :category, :severity, :status,
+                   CAST(:reported AS timestamptz) + :shift, CAST(:due AS timestamptz) + :shift,
+                   :lon, :lat, :code, 1, 'exact')"""),
+        [{"source": r["source"], "sid": tag + r["source_id"], "category": r["category"],
+          "severity": int(r["severity"]), "status": r["status"], "reported": r["reported_at"],
+          "due": r["due_at"], "shift": shift, "lon": float(r["true_lon"]),
+          "lat": float(r["true_lat"]), "code": r["expected_code"]} for r in rows])
+
+
+def _layer(conn: sa.Connection) -> tuple[list[tuple], list[tuple]]:
+    colours = conn.execute(sa.text(
+        """SELECT code, level, colour, computed_colour, score, open_events, overdue_events,
+                  events_7d, events_30d, pinned, red_children, yellow_children, blue_children
+           FROM grid_colour ORDER BY code""")).all()
+    heat = conn.execute(sa.text("SELECT * FROM grid_heat ORDER BY code, category")).all()
+    return [tuple(r) for r in colours], [tuple(r) for r in heat]
+
+
+def test_incremental_refresh_equals_a_full_one_and_notifies(
+        conn: sa.Connection, engine: sa.Engine, fixture_dir: Path) -> None:
+    rows = _fixture_events(fixture_dir)
+    last = dt.datetime.fromisoformat(max(r["reported_at"] for r in rows))
+    now = last + dt.timedelta(hours=1)
+    _insert_fixture_rows(conn, rows[:-300], dt.timedelta(0), "a-")
+    conn.execute(sa.text("ANALYZE event"))
+    first = refresh_all(conn, now, RULES)
+    assert first.colour_changes == 7507 + 1086 + 110  # every grid's first colour is logged
+    again = refresh_all(conn, now, RULES)
+    assert (again.rows_written, again.heat_rows_written, again.changed) == (0, 0, False)
+    assert again.layer_version == first.layer_version
+    # The last 300 fixture events, re-dated into the last hour, arrive as a batch.
+    late = rows[-300:]
+    _insert_fixture_rows(conn, late, now - last - dt.timedelta(minutes=30), "b-")
+    step = refresh_grids(conn, {r["expected_code"] for r in late}, now, RULES)
+    assert step.changed and step.layer_version == first.layer_version + 1
+    incremental = _layer(conn)
+    full = refresh_all(conn, now, RULES)
+    assert (full.rows_written, full.heat_rows_written) == (0, 0)
+    assert _layer(conn) == incremental
+    conn.commit()  # a refresh holds the refresh lock until its transaction ends
+    with psycopg.connect(engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False), autocommit=True) as listener:
+        listener.execute("LISTEN layer_version")
+        with engine.begin() as other:
+            insert_events(other, [Ev(late[0]["expected_code"], "矛盾纠纷", 4, "open",
+                                     days_ago=0.01)], now, "c")
+            bumped = refresh_grids(other, [late[0]["expected_code"]], now, RULES)
+        notes = [n.payload for n in listener.notifies(timeout=2, stop_after=1)]
+    assert notes == [str(bumped.layer_version)]
+
+
+def test_the_service_refresh_runs_only_on_a_computed_layer_when_due(
+        conn: sa.Connection, engine: sa.Engine) -> None:
+    conn.commit()
+    periodic = PeriodicRefresh(engine, DEFAULT_RULES, 600)
+    assert periodic.run_once() is False  # never computed: left to start-up or the CLI
+    with engine.begin() as other:
+        refresh_all(other, dt.datetime.now(dt.UTC) - dt.timedelta(seconds=400), RULES)
+    assert periodic.run_once() is True  # computed 400 s ago: more than half of 600 s
+    assert periodic.run_once() is False  # just ran
+
+
+def test_cli_refresh_prints_steps_and_colours(conn: sa.Connection, engine: sa.Engine,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    _, small = _family(conn)
+    insert_events(conn, [Ev(small[0], "矛盾纠纷", 4, "open", days_ago=1, due_in_days=0.5)] * 2)
+    conn.commit()
+    monkeypatch.setenv("MINQING_DB_URL", engine.url.render_as_string(hide_password=False))
+    result = CliRunner().invoke(app, ["layers", "refresh", "--as-of", NOW.isoformat()])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (summary["full"], summary["grids"], summary["rules_version"]) == (
+        True, 7507 + 1086 + 110, RULES.version)
+    assert "small  red     1  yellow     0  blue  7506" in result.stderr
+    bad = CliRunner().invoke(app, ["layers", "refresh", "--as-of", "2026-11-30T12:00"])
+    assert bad.exit_code == 2 and "time zone" in bad.output
+
+
+def test_an_expired_pin_no_longer_shows_even_before_a_refresh(conn: sa.Connection) -> None:
+    from gis.auth import ANONYMOUS
+    from layers.card import grid_card
+    from layers.summary import layer_summary
+
+    _, small = _family(conn)
+    insert_events(conn, [Ev(small[0], "矛盾纠纷", 4, "open", days_ago=1, due_in_days=0.5)] * 3)
+    refresh_all(conn, NOW, RULES)
+    pin_colour(conn, small[0], "blue", "观察", NOW + dt.timedelta(hours=1), "指挥中心", NOW, RULES)
+    later = NOW + dt.timedelta(hours=2)
+    assert _row(conn, small[0]).colour == "blue"  # stored as of the last refresh
+    card = grid_card(conn, small[0], ANONYMOUS, later)
+    assert (card["colour"], card["pinned"], card["pin"]) == ("red", False, None)
+    during = layer_summary(conn, window_days=7, short_days=7, now=NOW)["totals"]["small"]
+    after = layer_summary(conn, window_days=7, short_days=7, now=later)["totals"]["small"]
+    assert (during["red"], during["pinned"], after["red"], after["pinned"]) == (0, 1, 1, 0)
