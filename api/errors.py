@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gis.errors import MinqingError, Unavailable
@@ -89,6 +89,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(OperationalError, database_down)
     app.add_exception_handler(InterfaceError, database_down)
+
+    @app.exception_handler(DataError)
+    async def unstorable_value(request: Request, exc: DataError) -> JSONResponse:
+        # A value PostgreSQL refuses (a NUL in a JSON string, a number out of its range) that
+        # the checks before the query did not catch: the client's fault, told without SQL.
+        request_id = _request_id(request)
+        log.warning("value refused by the database (request %s): %s", request_id, exc.orig)
+        return JSONResponse(
+            {"error": "bad_request", "request_id": request_id,
+             "message": "a value in the request cannot be stored or compared "
+                        "(a NUL character, or a number out of range)"}, status_code=400)
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> JSONResponse:

@@ -25,6 +25,11 @@ LATENCY = Histogram("minqing_http_request_seconds", "Time to answer an HTTP requ
                                         0.5, 1.0, 2.5, 5.0, 10.0))
 
 
+def _has_nul(scope: Scope) -> bool:
+    query = scope.get("query_string", b"")
+    return "\x00" in scope.get("path", "") or b"%00" in query or b"\x00" in query
+
+
 def _route_template(scope: Scope) -> str:
     # The matched route's path template keeps metric labels few (not one per grid code).
     route = scope.get("route")
@@ -52,8 +57,13 @@ class RequestGuard:
         status = 500
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_body:
-            await self._too_large(send, request_id)
+            await self._refuse(send, request_id, 413, "too_large", self._limit_message())
             self._record(scope, 413, started, request_id)
+            return
+        if _has_nul(scope):  # PostgreSQL text cannot hold NUL: say so before any query
+            await self._refuse(send, request_id, 400, "bad_request",
+                               "the path or query contains a NUL character (%00)")
+            self._record(scope, 400, started, request_id)
             return
         seen = 0
 
@@ -63,8 +73,7 @@ class RequestGuard:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_body:  # a body sent without Content-Length, or lying in it
-                    raise HTTPException(413, f"the request body passes the limit of "
-                                             f"{self.max_body // 2**20} MiB")
+                    raise HTTPException(413, self._limit_message())
             return message
 
         async def send_with_id(message: Message) -> None:
@@ -80,11 +89,14 @@ class RequestGuard:
         finally:
             self._record(scope, status, started, request_id)
 
-    async def _too_large(self, send: Send, request_id: str) -> None:
-        body = json.dumps({"error": "too_large", "request_id": request_id,
-                           "message": f"the request body passes the limit of "
-                                      f"{self.max_body // 2**20} MiB"}).encode()
-        await send({"type": "http.response.start", "status": 413, "headers": [
+    def _limit_message(self) -> str:
+        return f"the request body passes the limit of {self.max_body // 2**20} MiB"
+
+    async def _refuse(self, send: Send, request_id: str, status: int, error: str,
+                      message: str) -> None:
+        body = json.dumps({"error": error, "request_id": request_id,
+                           "message": message}).encode()
+        await send({"type": "http.response.start", "status": status, "headers": [
             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
             (b"x-request-id", request_id.encode("latin-1"))]})
         await send({"type": "http.response.body", "body": body})
