@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from api.map_settings import MapSettings
 from gis.settings import DatabaseSettings, FixtureSettings
+
+# Vendored Leaflet and plugins, and the pages' own scripts: served by the app, no CDN.
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 class ApiSettings(BaseSettings):
@@ -35,3 +40,4 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     db: DatabaseSettings = field(default_factory=DatabaseSettings)
     fixtures: FixtureSettings = field(default_factory=FixtureSettings)
+    map: MapSettings = field(default_factory=MapSettings)
