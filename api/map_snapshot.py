@@ -115,7 +115,7 @@ def write_snapshot(conn: Connection, out: Path, *, level: str = "small",
         smooth_factor=0.5,
     ).add_to(fmap)
     if collection["features"]:
-        fmap.fit_bounds(layer.get_bounds())
+        fmap.fit_bounds(cast(Any, layer.get_bounds()))
     stamp = (f"生成于 {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}"
              f" · 图层版本 {version if version is not None else '–'}")
     level_name = {"small": "小网格", "medium": "中网格", "large": "大网格"}[level]

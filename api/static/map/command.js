@@ -145,7 +145,7 @@
       layers.small.addTo(map);
       layers.medium.addTo(map);
       layers.large.addTo(map);
-      layers.heat = L.heatLayer([], { radius: 20, blur: 16, maxZoom: 13, minOpacity: 0.25 });
+      layers.heat = L.heatLayer([], { radius: 20, blur: 16, minOpacity: 0.25 });
       layers.events = L.layerGroup();
       layers.highlight = L.layerGroup().addTo(map);
       var overlays = {

@@ -38,6 +38,7 @@
     }
 
     function draw(answer, position) {
+      map.invalidateSize();
       drawn.clearLayers();
       var at = frame.latLng(answer.wgs84.lon, answer.wgs84.lat);
       var bounds = L.latLngBounds([at]);
@@ -134,6 +135,7 @@
     });
 
     M.tokenButton(el('mq-token'));
+    map.invalidateSize();
     fromDevice();
   }
 
