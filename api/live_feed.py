@@ -118,6 +118,17 @@ class LiveFeed:
             subscription.queue.put_nowait(
                 None if message is None else LiveMessage("resync", {"reason": "lagged"}))
 
+    async def _deliver(self, conn: psycopg.AsyncConnection[Any], channel: str,
+                       payload: str) -> None:
+        message = message_for(channel, payload, time.time())
+        if message.event == "layer_version":
+            if message.data["layer_version"] is None:
+                row = await (await conn.execute(
+                    "SELECT layer_version FROM layer_state WHERE id = 1")).fetchone()
+                message.data["layer_version"] = int(row[0]) if row else None
+            self.layer_version = message.data["layer_version"]
+        self.publish(message)
+
     async def _run(self) -> None:
         while True:
             try:
@@ -131,16 +142,13 @@ class LiveFeed:
                     if self.connected.is_set():  # a reconnect: pages may have missed something
                         self.publish(LiveMessage("resync", {"reason": "reconnected"}))
                     self.connected.set()
-                    async for notify in conn.notifies():
-                        message = message_for(notify.channel, notify.payload, time.time())
-                        if message.event == "layer_version":
-                            if message.data["layer_version"] is None:
-                                row = await (await conn.execute(
-                                    "SELECT layer_version FROM layer_state WHERE id = 1")
-                                ).fetchone()
-                                message.data["layer_version"] = int(row[0]) if row else None
-                            self.layer_version = message.data["layer_version"]
-                        self.publish(message)
+                    while True:
+                        # Leave the generator before delivering: the version query needs the
+                        # connection, which the generator holds while it runs.
+                        received = [(n.channel, n.payload) async for n in
+                                    conn.notifies(timeout=60.0, stop_after=1)]
+                        for channel, payload in received:
+                            await self._deliver(conn, channel, payload)
             except asyncio.CancelledError:
                 raise
             except Exception:  # keep listening through database restarts

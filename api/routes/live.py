@@ -9,6 +9,7 @@ proxies from closing an idle stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +22,8 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from api.live_feed import LiveFeed, Subscription
 
 HEARTBEAT_S = 15.0
+# A page told "hello" sees every later change: hello waits (this long at most) for the LISTEN.
+LISTEN_WAIT_S = 5.0
 # How long a browser waits before reconnecting after the stream drops.
 RETRY_MS = 3000
 
@@ -43,6 +46,8 @@ router = APIRouter(prefix="/api/v1", tags=["live"], lifespan=live_lifespan)
 async def _stream(request: Request, feed: LiveFeed,
                   subscription: Subscription) -> AsyncIterator[ServerSentEvent]:
     try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(feed.connected.wait(), LISTEN_WAIT_S)
         yield ServerSentEvent(event="hello", retry=RETRY_MS, data=json.dumps(
             {"layer_version": feed.layer_version, "server_time": time.time()}))
         while True:
