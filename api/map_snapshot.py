@@ -82,7 +82,7 @@ def _legend(counts: dict[str, int], title: str, stamp: str) -> str:
         f'<div><i style="display:inline-block;width:14px;height:14px;margin-right:6px;'
         f'background:{COLOURS[c]}"></i>{COLOUR_NAMES[c]} {counts[c]}</div>'
         for c in ("red", "yellow", "blue", "none") if counts[c] or c != "none")
-    return (f'<div style="position:fixed;bottom:24px;left:10px;z-index:1000;background:#fff;'
+    return (f'<div style="position:fixed;bottom:56px;left:10px;z-index:1000;background:#fff;'
             f'padding:8px 10px;border-radius:6px;box-shadow:0 1px 6px rgba(0,0,0,.3);'
             f'font:13px sans-serif"><b>{html.escape(title)}</b>{rows}'
             f'<div style="color:#666;font-size:11px">{html.escape(stamp)}</div></div>')
@@ -109,7 +109,8 @@ def write_snapshot(conn: Connection, out: Path, *, level: str = "small",
     layer = folium.GeoJson(
         collection, name="网格",
         style_function=lambda f: {"fillColor": COLOURS[f["properties"]["colour"]],
-                                  "color": "#ffffff", "weight": 0.4, "fillOpacity": 0.7},
+                                  "color": "#555555", "weight": 0.3, "opacity": 0.6,
+                                  "fillOpacity": 0.75},
         tooltip=folium.GeoJsonTooltip(fields=["code", "name", "district", "颜色", "score"],
                                       aliases=["编码", "名称", "区县", "颜色", "得分"]),
         smooth_factor=0.5,
