@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from browser_pages import Probe, Recorded, deep_interior_probes, open_page
-from live_server import LiveServer
+from live_server import LiveServer, serve_app
 from playwright.sync_api import Browser, Page
 
+from api.app import create_app
+from api.map_settings import MapSettings
+from api.settings import Settings
 from gis.auth import issue_token
 
 pytestmark = pytest.mark.browser
@@ -183,3 +188,54 @@ def test_the_small_grid_layer_draws_each_grid_in_its_colour(chromium: Browser,
             probe
     page.screenshot(path=artifacts / "command-centre-tiles.png")
     assert recorded.errors == []
+
+
+def test_the_pages_gcj02_shift_matches_the_servers(chromium: Browser, live_server: LiveServer,
+                                                  probes: list[Probe]) -> None:
+    from gis.coords import gcj02_to_wgs84, wgs84_to_gcj02
+
+    sample = [p for p in probes if p.kind in ("interior", "outside")][::50]
+    lons, lats = [p.lon for p in sample], [p.lat for p in sample]
+    page, _ = _open_map(chromium, live_server)
+    shifted = page.evaluate(f"{json.dumps(list(zip(lons, lats, strict=True)))}"
+                            ".map(p => Minqing.toGcj(p[0], p[1]))")
+    gx, gy = wgs84_to_gcj02(lons, lats)
+    assert np.abs(np.array(shifted) - np.column_stack([gx, gy])).max() < 1e-12
+    back = page.evaluate(f"{[[float(x), float(y)] for x, y in zip(gx, gy, strict=True)]}"
+                         ".map(p => Minqing.fromGcj(p[0], p[1]))")
+    wx, wy = gcj02_to_wgs84(gx, gy)
+    # Both invert by iteration; they agree far below a centimetre (1e-7 degree).
+    assert np.abs(np.array(back) - np.column_stack([wx, wy])).max() < 1e-9
+
+
+def test_under_a_gcj02_basemap_tiles_and_clicks_are_shifted(chromium: Browser,
+                                                             app_settings: Settings,
+                                                             engine: sa.Engine,
+                                                             probes: list[Probe]) -> None:
+    from gis.coords import wgs84_to_gcj02
+
+    # A basemap template on the app itself (nothing there): the page must not leave the app.
+    settings = Settings(db=app_settings.db, map=MapSettings(
+        basemap_url="/static/basemap-absent/{z}/{x}/{y}.png", basemap_crs="gcj02"))
+    probe = deep_interior_probes(engine, probes, min_edge_m=40, count=1)[0]
+    with serve_app(create_app(settings)) as server:
+        page, recorded = _open_map(chromium, server)
+        assert page.evaluate("minqing.frame.shift") == "gcj02"
+        _click_probe(page, probe)  # clicks where the GCJ-02 basemap shows the probe
+        # A z16 tile's shift is the GCJ-02 offset at its centre, in whole pixels.
+        x, y, z = 52000, 25500, 16
+        margins = page.evaluate(f"""(() => {{ const t = document.createElement('canvas');
+            minqing.shiftTile(t, {{x: {x}, y: {y}, z: {z}}});
+            return [parseFloat(t.style.marginLeft), parseFloat(t.style.marginTop)]; }})()""")
+        n = 2 ** z
+        lon = (x + 0.5) / n * 360 - 180
+        lat = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (y + 0.5) / n))))
+        gx, gy = (float(v[0]) for v in wgs84_to_gcj02([lon], [lat]))
+        def pixels(lo: float, la: float) -> tuple[float, float]:
+            return ((lo + 180) / 360 * n * 256,
+                    (1 - math.asinh(math.tan(math.radians(la))) / math.pi) / 2 * n * 256)
+        (ax, ay), (bx, by) = pixels(lon, lat), pixels(gx, gy)
+        assert margins == [round(bx - ax), round(by - ay)]
+        assert margins[0] > 50  # ~220 m east at z16
+        hosts = {urlsplit(url).netloc for url in recorded.requests}
+        assert hosts == {f"127.0.0.1:{server.port}"}

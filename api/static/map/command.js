@@ -79,7 +79,8 @@
     var tileInfo = {};
     var layers = {};
     var hooks = global.minqing = { map: map, state: state, layers: layers, live: live,
-                                   frame: frame, openGrid: openGrid, refresh: refreshAll };
+                                   frame: frame, openGrid: openGrid, refresh: refreshAll,
+                                   shiftTile: shiftTile };
 
     fillSelect(el('mq-district'), config.districts.map(function (d) {
       return { value: d.code, label: d.name };
@@ -112,26 +113,29 @@
       var info = tileInfo[layer] || {};
       var styles = {};
       styles[layer] = style;
-      return L.vectorGrid.protobuf(tileUrl(layer), {
+      var grid = L.vectorGrid.protobuf(tileUrl(layer), {
         pane: pane, rendererFactory: L.canvas.tile, interactive: false,
         vectorTileLayerStyles: styles, minZoom: minZoom,
         maxNativeZoom: info.maxzoom || 16, minNativeZoom: info.minzoom || 0,
         keepBuffer: 1
       });
+      if (frame.shift === 'gcj02') {
+        grid.on('tileloadstart', function (e) { shiftTile(e.tile, e.coords); });
+      }
+      return grid;
     }
 
-    /* The GCJ-02 basemap case: vector tiles are cut in WGS84, so their pane is moved by the
-       local GCJ-02 offset at the view centre (precision: see docs/MAP.md). */
-    function shiftTilePanes() {
-      if (frame.shift !== 'gcj02') { return; }
-      var centre = map.getCenter();
-      var wgs = frame.wgs84(centre);
-      var here = map.project(L.latLng(wgs[1], wgs[0]));
-      var there = map.project(centre);
-      var dx = there.x - here.x, dy = there.y - here.y;
-      [gridPane, outlinePane].forEach(function (pane) {
-        pane.style.transform = 'translate(' + dx.toFixed(2) + 'px,' + dy.toFixed(2) + 'px)';
-      });
+    /* The GCJ-02 basemap case: vector tiles are cut in WGS84, so each tile is moved (by CSS
+       margins, beside Leaflet's own transform) by the GCJ-02 offset at its centre. The offset
+       varies slowly: what remains is under 0.9 px at every zoom (docs/MAP.md). */
+    function shiftTile(tile, coords) {
+      var size = 256, z = coords.z;
+      var centre = map.unproject(L.point((coords.x + 0.5) * size, (coords.y + 0.5) * size), z);
+      var moved = frame.latLng(centre.lng, centre.lat);
+      var a = map.project(centre, z), b = map.project(moved, z);
+      // Whole pixels: a fractional margin blurs the canvas and shows the tile seams.
+      tile.style.marginLeft = Math.round(b.x - a.x) + 'px';
+      tile.style.marginTop = Math.round(b.y - a.y) + 'px';
     }
 
     function buildTileLayers() {
@@ -158,8 +162,6 @@
         if (e.layer === layers.heat) { loadHeat(); }
         if (e.layer === layers.events) { loadEvents(); }
       });
-      map.on('zoomend moveend', shiftTilePanes);
-      shiftTilePanes();
     }
 
     function refreshTiles() {
