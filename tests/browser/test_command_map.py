@@ -109,7 +109,7 @@ def test_a_click_on_a_grid_shows_its_code_and_gridworker(chromium: Browser,
     worker = gridworkers[chosen[1].expected_code]
     assert _field(staff, "gridworker") == f"{worker['name']} {worker['phone']}"
     # The grid's outline is drawn from its geometry.
-    assert staff.evaluate("minqing.layers.highlight.getLayers().length") == 1
+    staff.wait_for_function("minqing.layers.highlight.getLayers().length === 1", timeout=10000)
     assert recorded.errors == []
 
 
