@@ -409,10 +409,18 @@
     M.tokenButton(el('mq-token'), function () { refreshAll(); });
 
     /* Live: one EventSource; the browser reconnects by itself (retry sent by the server). */
-    var pending = null;
-    function soon(job) {
-      clearTimeout(pending);
-      pending = setTimeout(job, 250);
+    /* Updates gathered for 250 ms: a burst of notifications costs one reload of each part. */
+    var pending = { timer: null, all: false, events: false, card: false };
+    function soon(part) {
+      pending[part] = true;
+      if (pending.timer) { return; }
+      pending.timer = setTimeout(function () {
+        var due = pending;
+        pending = { timer: null, all: false, events: false, card: false };
+        if (due.all) { refreshAll(); return; }
+        if (due.events) { loadEvents(); loadCounts(); }
+        if (due.card && state.openCode) { loadCard(state.openCode); }
+      }, 250);
     }
     function subscribe() {
       var source = new EventSource(config.live);
@@ -427,7 +435,7 @@
         var data = JSON.parse(e.data);
         if (data.layer_version !== null && data.layer_version !== state.layerVersion) {
           state.layerVersion = data.layer_version;
-          soon(refreshAll);
+          soon('all');
         }
       });
       function record(kind, e) {
@@ -439,19 +447,16 @@
       source.addEventListener('layer_version', function (e) {
         var data = record('layer_version', e);
         if (data.layer_version !== null) { state.layerVersion = data.layer_version; }
-        soon(refreshAll);
+        soon('all');
       });
       source.addEventListener('event', function (e) {
         var data = record('event', e);
-        soon(function () {
-          loadEvents();
-          loadCounts();
-          if (state.openCode && (!data.grid_code || data.grid_code === state.openCode)) {
-            loadCard(state.openCode);
-          }
-        });
+        soon('events');
+        if (state.openCode && (!data.grid_code || data.grid_code === state.openCode)) {
+          soon('card');
+        }
       });
-      source.addEventListener('resync', function (e) { record('resync', e); soon(refreshAll); });
+      source.addEventListener('resync', function (e) { record('resync', e); soon('all'); });
     }
 
     function tileJson(layer) {
