@@ -7,11 +7,22 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
 from api.middleware import RequestGuard
-from api.routes import grid_changes, grids, health, layers, locate, metrics
-from api.settings import Settings
+from api.routes import (
+    grid_changes,
+    grid_geometry,
+    grids,
+    health,
+    layers,
+    live,
+    locate,
+    metrics,
+    pages,
+)
+from api.settings import STATIC_DIR, Settings
 from gis.grid_listener import GridVersionListener
 from gis.grid_snapshot import SnapshotHolder
 from gis.store import create_engine, resolve_database
@@ -59,4 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(layers.router)
     app.include_router(grids.router)
     app.include_router(metrics.router)
+    app.include_router(pages.router)
+    app.include_router(live.router)
+    app.include_router(grid_geometry.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -286,7 +286,7 @@ def users_revoke(name: Annotated[str, typer.Argument(help="Whose tokens")]) -> N
 
 
 # Command groups kept in their own modules register themselves on import.
-from api import cli_grid_changes, cli_layers  # noqa: E402, F401
+from api import cli_grid_changes, cli_layers, cli_map  # noqa: E402, F401
 
 
 def main() -> None:

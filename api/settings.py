@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from api.map_settings import MapSettings
 from gis.settings import DatabaseSettings, FixtureSettings
 from layers.settings import LayerSettings
+
+# Vendored Leaflet and plugins, and the pages' own scripts: served by the app, no CDN.
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 class ApiSettings(BaseSettings):
@@ -40,3 +45,4 @@ class Settings:
     db: DatabaseSettings = field(default_factory=DatabaseSettings)
     fixtures: FixtureSettings = field(default_factory=FixtureSettings)
     layers: LayerSettings = field(default_factory=LayerSettings)
+    map: MapSettings = field(default_factory=MapSettings)
