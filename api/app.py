@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.errors import install_error_handlers
 from api.middleware import RequestGuard
-from api.routes import grid_changes, health, locate, metrics
+from api.routes import grid_changes, health, locate, metrics, tiles
 from api.settings import Settings
 from gis.grid_listener import GridVersionListener
 from gis.grid_snapshot import SnapshotHolder
@@ -50,4 +50,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(locate.router)
     app.include_router(grid_changes.router)
     app.include_router(metrics.router)
+    app.include_router(tiles.router)
     return app

@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gis.settings import DatabaseSettings, FixtureSettings
+from tiles.settings import TileSettings
 
 
 class ApiSettings(BaseSettings):
@@ -35,3 +36,4 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     db: DatabaseSettings = field(default_factory=DatabaseSettings)
     fixtures: FixtureSettings = field(default_factory=FixtureSettings)
+    tiles: TileSettings = field(default_factory=TileSettings)

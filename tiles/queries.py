@@ -1,0 +1,99 @@
+"""The SQL behind each tile layer: MVT straight from PostGIS (ST_AsMVT over ST_AsMVTGeom).
+
+Shapes come pre-simplified per zoom band from ``grid_tile_shape`` (migration 0008) up to zoom 13,
+and from the stored geometry from zoom 14; levels and bands are written into the SQL from code
+(never from a request) so that each query meets its partial GiST index.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from tiles.address import TileAddress
+
+EXTENT = 4096
+BUFFER = 64
+# Bands with their own simplified shape (the migration writes the same list): a band serves its
+# zoom and the next; from RAW_FROM the stored geometry is used as it is.
+BANDS = (6, 8, 10, 12)
+RAW_FROM = 14
+LEVEL_LAYERS = ("large", "medium", "small")
+
+_ENVELOPE = "ST_TileEnvelope(:z, :x, :y)"
+_SEARCH = f"ST_TileEnvelope(:z, :x, :y, margin => {BUFFER / EXTENT})"
+
+_GRID_LAYER = """
+SELECT ST_AsMVT(t, '{layer}', {extent}, 'geom') FROM (
+  SELECT g.code, g.name, g.level, g.kind, d.name AS district,
+         COALESCE(c.colour, 'blue') AS colour, COALESCE(c.score, 0)::float8 AS score,
+         COALESCE(c.open_events, 0) AS open_events,
+         ST_AsMVTGeom({geom}, {envelope}, {extent}, {buffer}, true) AS geom
+  FROM {source}
+  JOIN district d ON d.code = g.district_code
+  LEFT JOIN grid_colour c ON c.code = g.code
+  WHERE {where}
+) t WHERE t.geom IS NOT NULL
+"""
+
+_HEAT_LAYER = """
+SELECT ST_AsMVT(t, 'heat', {extent}, 'geom') FROM (
+  SELECT g.code, h.events_7d, h.events_30d, h.by_category,
+         ST_AsMVTGeom(a.geom, {envelope}, {extent}, {buffer}, true) AS geom
+  FROM grid_tile_anchor a
+  JOIN grid g ON g.id = a.grid_id
+  JOIN LATERAL (
+    SELECT sum(events_7d)::int AS events_7d, sum(events_30d)::int AS events_30d,
+           jsonb_object_agg('events_7d_' || category, events_7d)
+           || jsonb_object_agg('events_30d_' || category, events_30d) AS by_category
+    FROM grid_heat WHERE code = g.code
+  ) h ON h.events_30d > 0
+  WHERE a.level = 'small' AND a.geom && {search} AND {where}
+) t WHERE t.geom IS NOT NULL
+"""
+
+
+def band_for(z: int) -> int | None:
+    """The simplified band serving zoom ``z``, or None where the stored geometry is used."""
+    if z >= RAW_FROM:
+        return None
+    return max((b for b in BANDS if b <= z), default=BANDS[0])
+
+
+def _conditions(past: bool, district: bool) -> str:
+    when = ("g.valid_from <= :at AND (g.valid_to IS NULL OR g.valid_to > :at)" if past
+            else "g.version_high IS NULL")
+    return when + (" AND g.district_code = :district" if district else "")
+
+
+@cache
+def _statement(layer: str, band: int | None, past: bool, district: bool) -> sa.TextClause:
+    where = _conditions(past, district)
+    common = {"extent": EXTENT, "buffer": BUFFER, "envelope": _ENVELOPE}
+    if layer == "heat":
+        return sa.text(_HEAT_LAYER.format(search=_SEARCH, where=where, **common))
+    if band is None:  # the stored 4326 geometry: transform the envelope, never the column
+        source, geom = "grid g", "ST_Transform(g.geom, 3857)"
+        where = (f"g.level = '{layer}' AND g.geom && ST_Transform({_SEARCH}, 4326) "
+                 f"AND {where}")
+    else:
+        source, geom = "grid_tile_shape s JOIN grid g ON g.id = s.grid_id", "s.geom"
+        where = f"s.level = '{layer}' AND s.band = {band} AND s.geom && {_SEARCH} AND {where}"
+    return sa.text(_GRID_LAYER.format(layer=layer, geom=geom, source=source, where=where,
+                                      **common))
+
+
+def render_tile(conn: Connection, address: TileAddress) -> bytes:
+    """The MVT bytes of one tile (empty bytes when no feature reaches it)."""
+    band = None if address.layer == "heat" else band_for(address.z)
+    statement = _statement(address.layer, band, address.at is not None,
+                           address.district is not None)
+    params: dict[str, object] = {"z": address.z, "x": address.x, "y": address.y}
+    if address.at is not None:
+        params["at"] = address.moment
+    if address.district is not None:
+        params["district"] = address.district
+    data: bytes | None = conn.execute(statement, params).scalar_one()
+    return bytes(data) if data is not None else b""
