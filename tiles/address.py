@@ -27,6 +27,7 @@ class TileAddress:
     y: int
     district: str | None = None
     at: dt.date | None = None
+    category: str | None = None  # heat only: one event category's counts
 
     @property
     def moment(self) -> dt.datetime | None:
@@ -51,10 +52,16 @@ def _tile_number(name: str, text: str) -> int:
 
 
 def parse_address(layer: str, z: str, x: str, y: str, district: str | None = None,
-                  at: str | None = None, known_districts: dict[str, str] | None = None
-                  ) -> TileAddress:
+                  at: str | None = None, known_districts: dict[str, str] | None = None,
+                  category: str | None = None) -> TileAddress:
     """Check every part of a tile request; BadRequest or NotFound says what is wrong."""
     check_layer(layer)
+    if category is not None:
+        if layer != "heat":
+            raise BadRequest("category filters the heat layer only")
+        if not 0 < len(category) <= 16:
+            raise BadRequest(f"category must be an event category such as 环境卫生 "
+                             f"(got {category[:40]!r})")
     zoom, column, row = _tile_number("z", z), _tile_number("x", x), _tile_number("y", y)
     if zoom > MAX_ZOOM:
         raise NotFound(f"zoom {zoom} is beyond the deepest zoom {MAX_ZOOM}")
@@ -63,7 +70,7 @@ def parse_address(layer: str, z: str, x: str, y: str, district: str | None = Non
         raise NotFound(f"tile {zoom}/{column}/{row} does not exist: at zoom {zoom} "
                        f"x and y run from 0 to {size - 1}")
     return TileAddress(layer, zoom, column, row, parse_district(district, known_districts),
-                       parse_date(at))
+                       parse_date(at), category)
 
 
 def parse_district(text: str | None, known: dict[str, str] | None = None) -> str | None:

@@ -24,6 +24,7 @@ class TileKey:
         """A strong ETag: the hash of the key (same key, same tile)."""
         a = self.address
         text = (f"{a.layer}/{a.z}/{a.x}/{a.y}|d={a.district or ''}|at={a.at or ''}"
+                f"|c={a.category or ''}"
                 f"|g={self.grid_version}|l={self.layer_version}")
         return '"' + hashlib.blake2b(text.encode(), digest_size=12).hexdigest() + '"'
 

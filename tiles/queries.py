@@ -38,20 +38,24 @@ SELECT ST_AsMVT(t, '{layer}', {extent}, 'geom') FROM (
 ) t WHERE t.geom IS NOT NULL
 """
 
+# Points first (the tile's small grids), then their heat in one grouped pass: a per-grid lateral
+# aggregate costs three times as much on a z9 tile of the valley.
 _HEAT_LAYER = """
-SELECT ST_AsMVT(t, 'heat', {extent}, 'geom') FROM (
-  SELECT g.code, h.events_7d, h.events_30d, h.by_category,
-         ST_AsMVTGeom(a.geom, {envelope}, {extent}, {buffer}, true) AS geom
+WITH p AS MATERIALIZED (
+  SELECT g.code, ST_AsMVTGeom(a.geom, {envelope}, {extent}, {buffer}, true) AS geom
   FROM grid_tile_anchor a
   JOIN grid g ON g.id = a.grid_id
-  JOIN LATERAL (
-    SELECT sum(events_7d)::int AS events_7d, sum(events_30d)::int AS events_30d,
-           jsonb_object_agg('events_7d_' || category, events_7d)
-           || jsonb_object_agg('events_30d_' || category, events_30d) AS by_category
-    FROM grid_heat WHERE code = g.code
-  ) h ON h.events_30d > 0
   WHERE a.level = 'small' AND a.geom && {search} AND {where}
-) t WHERE t.geom IS NOT NULL
+), h AS (
+  SELECT code, sum(events_7d)::int AS events_7d, sum(events_30d)::int AS events_30d
+  FROM grid_heat WHERE code IN (SELECT code FROM p) {category}
+  GROUP BY code
+)
+SELECT ST_AsMVT(t, 'heat', {extent}, 'geom') FROM (
+  SELECT p.code, h.events_7d, h.events_30d, p.geom
+  FROM p JOIN h ON h.code = p.code
+  WHERE h.events_30d > 0 AND p.geom IS NOT NULL
+) t
 """
 
 
@@ -69,11 +73,14 @@ def _conditions(past: bool, district: bool) -> str:
 
 
 @cache
-def _statement(layer: str, band: int | None, past: bool, district: bool) -> sa.TextClause:
+def _statement(layer: str, band: int | None, past: bool, district: bool, category: bool
+               ) -> sa.TextClause:
     where = _conditions(past, district)
     common = {"extent": EXTENT, "buffer": BUFFER, "envelope": _ENVELOPE}
     if layer == "heat":
-        return sa.text(_HEAT_LAYER.format(search=_SEARCH, where=where, **common))
+        return sa.text(_HEAT_LAYER.format(
+            search=_SEARCH, where=where, category="AND category = :category" if category else "",
+            **common))
     if band is None:  # the stored 4326 geometry: transform the envelope, never the column
         source, geom = "grid g", "ST_Transform(g.geom, 3857)"
         where = (f"g.level = '{layer}' AND g.geom && ST_Transform({_SEARCH}, 4326) "
@@ -89,11 +96,13 @@ def render_tile(conn: Connection, address: TileAddress) -> bytes:
     """The MVT bytes of one tile (empty bytes when no feature reaches it)."""
     band = None if address.layer == "heat" else band_for(address.z)
     statement = _statement(address.layer, band, address.at is not None,
-                           address.district is not None)
+                           address.district is not None, address.category is not None)
     params: dict[str, object] = {"z": address.z, "x": address.x, "y": address.y}
     if address.at is not None:
         params["at"] = address.moment
     if address.district is not None:
         params["district"] = address.district
+    if address.category is not None:
+        params["category"] = address.category
     data: bytes | None = conn.execute(statement, params).scalar_one()
     return bytes(data) if data is not None else b""

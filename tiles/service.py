@@ -14,7 +14,7 @@ from tiles.cache import TileCache, TileKey
 from tiles.layer_version import LayerVersionFollower
 from tiles.queries import render_tile
 from tiles.settings import TileSettings
-from tiles.tilejson import city_bounds, heat_categories, tilejson
+from tiles.tilejson import city_bounds, tilejson
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class TileService:
         self._snapshots = snapshots
         self._layers = layer_versions
         self.cache = TileCache(settings.cache_mb * 2**20, settings.cache_max_tile_kb * 1024)
-        self._facts: dict[tuple[str, int], Any] = {}
+        self._bounds: tuple[int, list[float]] | None = None
         self._seen: tuple[int, int] | None = None
 
     def key(self, address: TileAddress) -> TileKey:
@@ -62,14 +62,9 @@ class TileService:
         return tile
 
     def tilejson(self, layer: str, tiles_url: str) -> dict[str, Any]:
-        """The TileJSON of ``layer`` (bounds and heat categories kept per version)."""
-        grid_version = self._snapshots.get().version
-        bounds = self._fact("bounds", grid_version, city_bounds)
-        categories = self._fact("categories", self._layers.version, heat_categories)
-        return tilejson(layer, tiles_url, bounds, categories)
-
-    def _fact(self, name: str, version: int, read: Any) -> Any:
-        if (name, version) not in self._facts:
+        """The TileJSON of ``layer`` (the city's bounds are read once per grid version)."""
+        version = self._snapshots.get().version
+        if self._bounds is None or self._bounds[0] != version:
             with self.engine.connect() as conn:
-                self._facts[(name, version)] = read(conn)
-        return self._facts[(name, version)]
+                self._bounds = (version, city_bounds(conn))
+        return tilejson(layer, tiles_url, self._bounds[1])

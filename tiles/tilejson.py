@@ -28,7 +28,8 @@ DESCRIPTIONS = {
     "large": "大网格 (towns / streets) coloured red / yellow / blue",
     "medium": "中网格 (villages / communities) coloured red / yellow / blue",
     "small": "小网格 (groups / blocks / dedicated grids) coloured red / yellow / blue",
-    "heat": "Event heat: one point per small grid with events in the last 30 days",
+    "heat": "Event heat: one point per small grid with events in the last 30 days "
+            "(?category= for one event category's counts)",
 }
 
 
@@ -43,20 +44,9 @@ def city_bounds(conn: Connection) -> list[float]:
     return [round(float(v), 6) for v in row]
 
 
-def heat_categories(conn: Connection) -> list[str]:
-    """Event categories present in the heat table (each gives two per-category fields)."""
-    return list(conn.execute(sa.text(
-        "SELECT DISTINCT category FROM grid_heat ORDER BY category")).scalars())
-
-
-def tilejson(layer: str, tiles_url: str, bounds: list[float],
-             categories: list[str]) -> dict[str, Any]:
+def tilejson(layer: str, tiles_url: str, bounds: list[float]) -> dict[str, Any]:
     """The TileJSON document of ``layer`` whose tiles are at ``tiles_url`` ({z}/{x}/{y})."""
     fields = dict(HEAT_FIELDS) if layer == "heat" else dict(GRID_FIELDS)
-    if layer == "heat":
-        for category in categories:
-            fields[f"events_7d_{category}"] = f"Number: {category} events in the last 7 days"
-            fields[f"events_30d_{category}"] = f"Number: {category} events in the last 30 days"
     west, south, east, north = bounds
     return {
         "tilejson": "3.0.0",

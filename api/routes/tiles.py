@@ -39,6 +39,8 @@ router = APIRouter(prefix="/tiles", tags=["tiles"], lifespan=_lifespan)
 
 DistrictQuery = Annotated[str | None, Query(
     description="Only grids of this district (6-digit county code, e.g. 620102)")]
+CategoryQuery = Annotated[str | None, Query(
+    description="Heat only: counts of this event category alone (e.g. 环境卫生)")]
 AtQuery = Annotated[str | None, Query(
     description="Boundaries in force on this date (YYYY-MM-DD, Beijing time); colours are "
                 "today's")]
@@ -61,10 +63,11 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
             responses={200: {"content": {MVT: {}}}, 204: {"description": "empty tile"},
                        304: {"description": "not modified (If-None-Match)"}})
 async def tile(request: Request, layer: str, z: str, x: str, y: str,
-               district: DistrictQuery = None, at: AtQuery = None) -> Response:
+               district: DistrictQuery = None, at: AtQuery = None,
+               category: CategoryQuery = None) -> Response:
     """MVT of one tile; layer is large, medium, small or heat (MVT layer of the same name)."""
     service = _service(request)
-    address = parse_address(layer, z, x, y, district, at, service.districts())
+    address = parse_address(layer, z, x, y, district, at, service.districts(), category)
     key = service.key(address)
     headers = {"ETag": key.etag, "Vary": "Accept-Encoding",
                "Cache-Control": f"public, max-age={service.settings.max_age_s}, "
