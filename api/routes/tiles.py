@@ -69,7 +69,7 @@ async def tile(request: Request, layer: str, z: str, x: str, y: str,
     service = _service(request)
     address = parse_address(layer, z, x, y, district, at, service.districts(), category)
     key = service.key(address)
-    headers = {"ETag": key.etag, "Vary": "Accept-Encoding",
+    headers = {"ETag": key.etag,
                "Cache-Control": f"public, max-age={service.settings.max_age_s}, "
                                 "must-revalidate"}
     if _matches(request.headers.get("if-none-match"), key.etag):

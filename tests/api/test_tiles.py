@@ -298,7 +298,15 @@ def test_colours_appear_and_the_cache_follows_layer_version(
     assert {p["colour"] for c, p in seen.items() if c not in colours} == {"blue"}
 
 
-def test_heat_tile_has_counts_per_grid_and_category(city: City, probe: dict[str, str]) -> None:
+def tile_point(tile: tuple[int, int, int], coords: list[int]) -> shapely.Point:
+    """A decoded point (tile units, y up as mapbox_vector_tile gives it) in EPSG:3857."""
+    minx, miny, maxx, _ = envelope(*tile).bounds
+    k = (maxx - minx) / EXTENT
+    return shapely.Point(minx + coords[0] * k, miny + coords[1] * k)
+
+
+def test_heat_tile_has_counts_per_grid_and_category(
+        city: City, probe: dict[str, str], grids: dict[str, gpd.GeoDataFrame]) -> None:
     z, x, y = tile_of(float(probe["lon"]), float(probe["lat"]), 13)
     grid_codes = sorted(codes(decode(city.client.get(f"/tiles/small/{z}/{x}/{y}.pbf")),
                               "small"))
@@ -315,6 +323,10 @@ def test_heat_tile_has_counts_per_grid_and_category(city: City, probe: dict[str,
     assert set(features) == {grid_codes[0], grid_codes[1]}  # no heat, no point
     first = features[grid_codes[0]]
     assert first["geometry"]["type"] == "Point"
+    cell = (envelope(z, x, y).bounds[2] - envelope(z, x, y).bounds[0]) / EXTENT
+    for code, feature in features.items():  # on the grid's surface, to the tile grid's cell
+        point = tile_point((z, x, y), feature["geometry"]["coordinates"])
+        assert grids["small"].loc[code].geometry.distance(point) <= cell, code
     assert first["properties"] == {"code": grid_codes[0], "events_7d": 2, "events_30d": 9}
     assert features[grid_codes[1]]["properties"]["events_30d"] == 1
     by_category = {
@@ -363,6 +375,11 @@ def test_boundary_change_reaches_tiles_and_at_shows_the_old_version(
                    before.headers["etag"] and a, seconds=60)
     now = set(codes(decode(after), "small"))
     assert code not in now and set(new_codes) <= now
+    # The new rows got their simplified shapes too (zoom 12 reads those, not the geometry).
+    z12 = tile_of(float(probe["lon"]), float(probe["lat"]), 12)
+    banded = set(codes(decode(city.client.get("/tiles/small/{}/{}/{}.pbf".format(*z12))),
+                       "small"))
+    assert code not in banded and set(new_codes) <= banded
     today = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()
     old = set(codes(decode(city.client.get(path, params={"at": today.isoformat()})), "small"))
     assert code in old and not set(new_codes) & old
