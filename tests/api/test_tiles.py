@@ -28,6 +28,8 @@ from gis.auth import issue_token
 from gis.fixture_load import load_fixtures
 from gis.settings import DatabaseSettings
 from gis.store import Database, create_engine
+from tiles.address import TileAddress
+from tiles.queries import render_tile
 
 HALF = 20037508.342789244
 EXTENT, BUFFER = 4096, 64
@@ -132,6 +134,16 @@ def test_low_zoom_tile_has_every_level_s_grids(
         # Simplified shapes keep even the smallest grids (preserveCollapsed): none is lost.
         assert certain <= got <= possible
         assert len(certain) > {"large": 10, "medium": 100, "small": 1000}[level]
+
+
+def test_tile_queries_are_planned_for_their_own_tile(engine: sa.Engine) -> None:
+    # A generic plan of the prepared tile query ignores the envelope's size (seconds a tile).
+    with engine.connect() as conn:
+        render_tile(conn, TileAddress("heat", 9, 403, 200))
+        assert conn.execute(sa.text("SHOW plan_cache_mode")).scalar_one() == \
+            "force_custom_plan"
+        conn.rollback()
+        assert conn.execute(sa.text("SHOW plan_cache_mode")).scalar_one() == "auto"
 
 
 def test_district_filter_keeps_only_that_district(client: TestClient, probe: dict[str, str],
