@@ -21,6 +21,7 @@ from api.routes import (
     locate,
     metrics,
     pages,
+    tiles,
 )
 from api.settings import STATIC_DIR, Settings
 from gis.grid_listener import GridVersionListener
@@ -74,4 +75,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(live.router)
     app.include_router(grid_geometry.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(tiles.router)
     return app

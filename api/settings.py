@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from api.map_settings import MapSettings
 from gis.settings import DatabaseSettings, FixtureSettings
 from layers.settings import LayerSettings
+from tiles.settings import TileSettings
 
 # Vendored Leaflet and plugins, and the pages' own scripts: served by the app, no CDN.
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -46,3 +47,4 @@ class Settings:
     fixtures: FixtureSettings = field(default_factory=FixtureSettings)
     layers: LayerSettings = field(default_factory=LayerSettings)
     map: MapSettings = field(default_factory=MapSettings)
+    tiles: TileSettings = field(default_factory=TileSettings)
