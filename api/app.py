@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.errors import install_error_handlers
 from api.middleware import RequestGuard
+from api.ogc.mount import OgcMount, build_api
 from api.routes import grid_changes, health, locate, metrics
 from api.settings import Settings
 from gis.grid_listener import GridVersionListener
@@ -29,6 +30,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.snapshots = SnapshotHolder(engine)
         app.state.snapshots.refresh()
+        if settings.ogc.enabled:
+            ogc.api = build_api(settings, database, engine)
         listener = GridVersionListener(database.url, app.state.snapshots.refresh)
         listener.start()
         try:
@@ -50,4 +53,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(locate.router)
     app.include_router(grid_changes.router)
     app.include_router(metrics.router)
+    ogc = OgcMount()
+    app.mount("/ogc", ogc)
     return app

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from api.ogc.settings import OgcSettings
 from gis.settings import DatabaseSettings, FixtureSettings
 
 
@@ -35,3 +36,4 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     db: DatabaseSettings = field(default_factory=DatabaseSettings)
     fixtures: FixtureSettings = field(default_factory=FixtureSettings)
+    ogc: OgcSettings = field(default_factory=OgcSettings)
