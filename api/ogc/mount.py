@@ -9,6 +9,7 @@ Features endpoints are routed: no transactions (no POST/PUT/DELETE), no processe
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from collections.abc import Callable
 from http import HTTPStatus
@@ -57,6 +58,24 @@ def build_api(settings: Settings, database: Database, engine: Engine) -> API:
     # request log report what matters (5xx with the request id).
     logging.getLogger("pygeoapi").setLevel(logging.CRITICAL)
     return api
+
+
+# Read-only collections (pygeoapi claims Part 4 for any feature provider); filters as served.
+NOT_SERVED = {"http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete"}
+ALSO_SERVED = {
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+}
+
+
+def conformance(api: API, request: APIRequest) -> tuple[dict[str, str], int, Any]:
+    """pygeoapi's conformance answer with the classes this mount really serves."""
+    headers, status, content = core_api.conformance(api, request)
+    if request.format == "html" or status != HTTPStatus.OK:
+        return headers, status, content
+    classes = (set(json.loads(content)["conformsTo"]) - NOT_SERVED) | ALSO_SERVED
+    return headers, status, json.dumps({"conformsTo": sorted(classes)})
 
 
 def _refusal(request: Request, exc: MinqingError) -> JSONResponse:
@@ -129,7 +148,7 @@ class OgcMount:
         return await self._run(request, core_api.openapi_)
 
     async def _conformance(self, request: Request) -> Response:
-        return await self._run(request, core_api.conformance)
+        return await self._run(request, conformance)
 
     async def _processes(self, request: Request) -> Response:
         return await self._run(request, processes_api.describe_processes, None)
