@@ -65,6 +65,21 @@ def baseline_app() -> object:
     return app
 
 
+def asyncpg_url() -> str:
+    """The service's database as a URL TiPg accepts (a socket folder as a quoted host)."""
+    from urllib.parse import quote
+
+    from sqlalchemy.engine import make_url
+
+    from api.settings import Settings
+    from gis.store import resolve_database
+
+    url = make_url(resolve_database(Settings().db).url)
+    host = str(url.query.get("host") or url.host or "localhost")
+    auth = quote(url.username or "postgres") + (f":{quote(url.password)}" if url.password else "")
+    return f"postgresql://{auth}@{quote(host, safe='')}:{url.port or 5432}/{url.database}"
+
+
 def start_process(argv: list[str], url: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """A server process, waited for until ``url`` answers 200."""
     process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
@@ -168,9 +183,7 @@ def main() -> None:
         }
         if args.tipg:
             tipg_port = free_port()
-            from api.settings import Settings
-            from gis.store import resolve_database
-            url = resolve_database(Settings().db).url.replace("postgresql+psycopg", "postgresql")
+            url = asyncpg_url()
             processes.append(start_process(
                 [str(args.tipg / "bin" / "uvicorn"), "tipg.main:app", "--port", str(tipg_port),
                  "--log-level", "warning"],

@@ -20,11 +20,15 @@ import pyogrio
 import pytest
 import shapely
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 from owslib.ogcapi.features import Features
 from shapely.testing import assert_geometries_equal
 from sqlalchemy.engine import Engine
 
-from api.ogc.config import CONFIG_FILE, OPENAPI_FILE
+from api.app import create_app
+from api.ogc.config import CONFIG_FILE, OPENAPI_FILE, base_url
+from api.ogc.settings import OgcSettings
+from api.settings import Settings
 from gis.settings import PROJECT_ROOT
 from gis.store import Database
 
@@ -347,3 +351,34 @@ def test_events_are_not_published(client: Any) -> None:
     assert not [c for c in collections if "event" in c["id"] and c["id"] != "heat"]
     assert client.get("/ogc/collections/events/items").status_code == 404
 
+
+
+def test_colours_come_from_the_layer_table(base: str, engine: Engine) -> None:
+    code = "620102001001002"
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO grid_colour (code, level, colour, score, open_events, overdue_events) "
+            "VALUES (:code, 'small', 'red', 12.5, 7, 2)"), {"code": code})
+    try:
+        item = _get(f"{base}/collections/grids-small/items/{code}").json()["properties"]
+        reds = _get(f"{base}/collections/grids-small/items", filter="colour='red'").json()
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM grid_colour WHERE code = :code"), {"code": code})
+    assert (item["colour"], item["score"], item["open_events"], item["overdue_events"]) == (
+        "red", 12.5, 7, 2)
+    assert [f["id"] for f in reds["features"]] == [code]
+    assert _get(f"{base}/collections/grids-small/items/{code}").json()["properties"][
+        "colour"] == "blue"
+
+
+def test_each_app_keeps_its_own_configuration(
+        client: Any, app_settings: Settings, tmp_path: Path) -> None:
+    other = Settings(api=app_settings.api, db=app_settings.db,
+                     ogc=OgcSettings(url="https://gis.lanzhou.example/ogc", config_dir=tmp_path))
+    with TestClient(create_app(other)) as second:
+        links = {link["rel"]: link["href"] for link in second.get("/ogc/").json()["links"]}
+        assert links["conformance"] == "https://gis.lanzhou.example/ogc/conformance"
+    links = {link["rel"]: link["href"] for link in client.get("/ogc/").json()["links"]}
+    assert links["conformance"] == f"{base_url(app_settings)}/conformance"
+    assert "gis.lanzhou.example" in (tmp_path / CONFIG_FILE).read_text(encoding="utf-8")
