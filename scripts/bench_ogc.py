@@ -155,7 +155,8 @@ def main() -> None:
     """Run the benchmark and print one table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=40)
-    parser.add_argument("--tipg", type=Path, help="a virtual environment with tipg installed")
+    parser.add_argument("--tipg", type=Path,
+                        help="a virtual environment with tipg installed (pip install tipg)")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--baseline-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
