@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.errors import install_error_handlers
 from api.middleware import RequestGuard
+from api.ogc.mount import OgcMount, build_api
 from api.routes import (
     grid_changes,
     grid_geometry,
@@ -42,6 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.snapshots = SnapshotHolder(engine)
         app.state.snapshots.refresh()
+        if settings.ogc.enabled:
+            ogc.api = build_api(settings, database, engine)
         listener = GridVersionListener(database.url, app.state.snapshots.refresh)
         app.state.listener = listener
         listener.start()
@@ -76,4 +79,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(grid_geometry.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(tiles.router)
+    ogc = OgcMount()
+    app.mount("/ogc", ogc)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -78,6 +79,10 @@ def serve(
     settings = Settings()
     log_config = logging_config(settings.api.log_format == "json")
     logging.config.dictConfig(log_config)
+    # The OGC API builds its links on the address served; workers read it from the environment.
+    settings.api.host, settings.api.port = host or settings.api.host, port or settings.api.port
+    os.environ["MINQING_API_HOST"], os.environ["MINQING_API_PORT"] = (
+        settings.api.host, str(settings.api.port))
     database = resolve_database(settings.db)
     _prepare_database(settings, load=load)
     _say(f"database: {database.display_url()}")

@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.map_settings import MapSettings
+from api.ogc.settings import OgcSettings
 from gis.settings import DatabaseSettings, FixtureSettings
 from layers.settings import LayerSettings
 from tiles.settings import TileSettings
@@ -48,3 +49,4 @@ class Settings:
     layers: LayerSettings = field(default_factory=LayerSettings)
     map: MapSettings = field(default_factory=MapSettings)
     tiles: TileSettings = field(default_factory=TileSettings)
+    ogc: OgcSettings = field(default_factory=OgcSettings)

@@ -1,0 +1,1 @@
+"""OGC API Features at ``/ogc``: pygeoapi's API object built from the app's settings."""

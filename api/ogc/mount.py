@@ -1,0 +1,182 @@
+"""A thin Starlette app at ``/ogc`` that calls pygeoapi's API object built at start-up.
+
+pygeoapi's own ``starlette_app`` reads its config from the environment when imported and keeps
+one global API; here the API object is built from the app's settings in the lifespan and held
+by this mount, so two apps in one process (tests) never share configuration. Only the
+Features endpoints are routed: no transactions (no POST/PUT/DELETE), no processes, no admin.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import Callable
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import pygeoapi
+import pygeoapi.api as core_api
+import pygeoapi.api.itemtypes as itemtypes_api
+import pygeoapi.api.processes as processes_api
+import pygeoapi.api.tiles as tiles_api
+from pygeoapi.api import API, APIRequest
+from pygeoapi.openapi import get_oas
+from sqlalchemy.engine import Engine
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from api.ogc.config import build_config, city_extent, config_dir, write_documents
+from api.ogc.guard import check_items_request
+from api.settings import Settings
+from gis.errors import MinqingError
+from gis.store import Database
+
+log = logging.getLogger(__name__)
+
+ApiCall = Callable[..., tuple[dict[str, str], int, Any]]
+
+
+def build_api(settings: Settings, database: Database, engine: Engine) -> API:
+    """Generate the config and OpenAPI document into the data folder and build the API."""
+    with engine.connect() as conn:
+        extent = city_extent(conn)
+    config = build_config(settings, database, extent)
+    openapi = get_oas(copy.deepcopy(config))
+    shown = copy.deepcopy(config)
+    for resource in shown["resources"].values():  # the written copy hides any password
+        for provider in resource["providers"]:
+            provider["data"] = database.display_url()
+    write_documents(config_dir(settings), shown, openapi)
+    api = API(config, openapi)
+    # pygeoapi logs every refused request as an error with a traceback; this mount and the
+    # request log report what matters (5xx with the request id).
+    logging.getLogger("pygeoapi").setLevel(logging.CRITICAL)
+    return api
+
+
+# Read-only collections (pygeoapi claims Part 4 for any feature provider); filters as served.
+NOT_SERVED = {"http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete"}
+ALSO_SERVED = {
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+}
+
+
+def conformance(api: API, request: APIRequest) -> tuple[dict[str, str], int, Any]:
+    """pygeoapi's conformance answer with the classes this mount really serves."""
+    headers, status, content = core_api.conformance(api, request)
+    if request.format == "html" or status != HTTPStatus.OK:
+        return headers, status, content
+    classes = (set(json.loads(content)["conformsTo"]) - NOT_SERVED) | ALSO_SERVED
+    return headers, status, json.dumps({"conformsTo": sorted(classes)})
+
+
+def _refusal(request: Request, exc: MinqingError) -> JSONResponse:
+    """An OGC exception body (code, description) that also reads like the rest of the API."""
+    return JSONResponse({"code": "InvalidParameterValue", "type": "InvalidParameterValue",
+                         "description": exc.message, **exc.to_dict(),
+                         "request_id": getattr(request.state, "request_id", "")},
+                        status_code=exc.http_status)
+
+
+class OgcMount:
+    """The ``/ogc`` ASGI app; answers 503 until the lifespan has built the API object."""
+
+    def __init__(self) -> None:
+        self.api: API | None = None
+        static = Path(pygeoapi.__file__).parent / "static"
+        self.app = Starlette(routes=[
+            Route("/", self._landing),
+            Route("/openapi", self._openapi),
+            Route("/conformance", self._conformance),
+            # Linked from pygeoapi's landing page: no processes here, the standard tile grids.
+            Route("/processes", self._processes),
+            Route("/TileMatrixSets", self._tile_matrix_sets),
+            Route("/collections", self._collections),
+            Route("/collections/{collection_id}", self._collections),
+            Route("/collections/{collection_id}/queryables", self._queryables),
+            Route("/collections/{collection_id}/schema", self._schema),
+            Route("/collections/{collection_id}/items", self._items),
+            Route("/collections/{collection_id}/items/{item_id}", self._item),
+            Mount("/static", StaticFiles(directory=static)),
+        ])
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Hand the call to the routes (the root without its slash is the landing page)."""
+        if scope["type"] == "http" and scope.get("path", "").rstrip("/") == scope.get(
+                "root_path", "").rstrip("/"):
+            scope = {**scope, "path": scope.get("root_path", "") + "/"}
+        await self.app(scope, receive, send)
+
+    async def _run(self, request: Request, call: ApiCall, *args: Any,
+                   check_format: bool = True) -> Response:
+        api = self.api
+        if api is None:
+            return JSONResponse({"error": "unavailable", "message": "OGC API is starting"},
+                                status_code=503, headers={"Retry-After": "1"})
+        try:
+            api_request = await APIRequest.from_starlette(request, api.locales)
+            if check_format and not api_request.is_valid():
+                headers, status, content = api.get_format_exception(api_request)
+            else:
+                headers, status, content = await run_in_threadpool(call, api, api_request,
+                                                                   *args)
+        except Exception:
+            request_id = getattr(request.state, "request_id", "")
+            log.exception("pygeoapi failed (request %s)", request_id)
+            return JSONResponse({"code": "NoApplicableCode", "error": "internal_error",
+                                 "description": "internal error",
+                                 "request_id": request_id}, status_code=500)
+        if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            log.error("pygeoapi answered %s for %s", status, request.url.path)
+        body = content if isinstance(content, bytes | str) else str(content)
+        response = Response(body, status_code=status)
+        response.headers.update(headers)
+        return response
+
+    async def _landing(self, request: Request) -> Response:
+        return await self._run(request, core_api.landing_page)
+
+    async def _openapi(self, request: Request) -> Response:
+        return await self._run(request, core_api.openapi_)
+
+    async def _conformance(self, request: Request) -> Response:
+        return await self._run(request, conformance)
+
+    async def _processes(self, request: Request) -> Response:
+        return await self._run(request, processes_api.describe_processes, None)
+
+    async def _tile_matrix_sets(self, request: Request) -> Response:
+        return await self._run(request, tiles_api.tilematrixsets)
+
+    async def _collections(self, request: Request) -> Response:
+        return await self._run(request, core_api.describe_collections,
+                               request.path_params.get("collection_id"))
+
+    async def _queryables(self, request: Request) -> Response:
+        return await self._run(request, itemtypes_api.get_collection_queryables,
+                               request.path_params["collection_id"])
+
+    async def _schema(self, request: Request) -> Response:
+        return await self._run(request, core_api.get_collection_schema,
+                               request.path_params["collection_id"])
+
+    async def _items(self, request: Request) -> Response:
+        try:
+            check_items_request(request.query_params)
+        except MinqingError as exc:
+            return _refusal(request, exc)
+        return await self._run(request, itemtypes_api.get_collection_items,
+                               request.path_params["collection_id"], check_format=False)
+
+    async def _item(self, request: Request) -> Response:
+        return await self._run(request, itemtypes_api.get_collection_item,
+                               request.path_params["collection_id"],
+                               request.path_params["item_id"])
