@@ -29,11 +29,6 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{port}"
         self.engine: Any = None  # set by fixtures that serve their own database
 
-    def has_route(self, path: str, method: str = "GET") -> bool:
-        """Whether the app serves this path template (e.g. a route another part adds)."""
-        return any(getattr(r, "path", None) == path and method in getattr(r, "methods", ())
-                   for r in self.app.routes)
-
 
 @contextmanager
 def serve_app(app: FastAPI, *, startup_timeout_s: float = 60) -> Iterator[LiveServer]:

@@ -24,7 +24,6 @@ pytestmark = pytest.mark.browser
 
 COLOURS = {"red": (0xd7, 0x30, 0x1f), "yellow": (0xf5, 0xb7, 0x00), "blue": (0x2c, 0x7f, 0xb8),
            None: (0x99, 0x99, 0x99)}
-TILES = "/tiles/{layer}/{z}/{x}/{y}.pbf"
 
 
 def _open_map(browser: Browser, server: LiveServer, token: str | None = None,
@@ -168,8 +167,6 @@ def test_the_small_grid_layer_draws_each_grid_in_its_colour(chromium: Browser,
                                                             engine: sa.Engine,
                                                             probes: list[Probe],
                                                             artifacts: Path) -> None:
-    if not live_server.has_route(TILES):
-        pytest.skip("needs the vector tiles (/tiles/{layer}/{z}/{x}/{y}.pbf) merged")
     chosen = deep_interior_probes(engine, probes, min_edge_m=60, count=4)
     with engine.connect() as conn:
         colours = dict(conn.execute(sa.text("SELECT code, colour FROM grid_colour "

@@ -1,11 +1,10 @@
 """End to end on a scratch copy of the city: a gridworker reports an incident from the phone
 page, and the command-centre page already open on that grid shows one more open event, with no
-reload. Needs the events API and the layers (grid card, refresh) merged; skipped before that.
+reload.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,10 +21,9 @@ from gis.auth import issue_token
 from gis.fixture_load import load_fixtures
 from gis.settings import DatabaseSettings
 from gis.store import Database, create_engine
+from layers.refresh import refresh_all
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-NEEDED = ["/tiles/{layer}/{z}/{x}/{y}.pbf", "/api/v1/grids/{code}", "/api/v1/layers/summary"]
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +32,6 @@ def city_server(scratch_module_database: Database, fixture_dir: Path) -> Iterato
     engine = create_engine(scratch_module_database)
     settings = Settings(db=DatabaseSettings(url=scratch_module_database.url))
     app = create_app(settings)
-    served = {(getattr(r, "path", ""), m) for r in app.routes for m in getattr(r, "methods", ())}
-    missing = [p for p in NEEDED if (p, "GET") not in served]
-    missing += [] if ("/api/v1/events", "POST") in served else ["POST /api/v1/events"]
-    if missing or importlib.util.find_spec("layers.refresh") is None:
-        pytest.skip(f"needs the events and layers parts merged (missing: {missing or 'refresh'})")
-    from layers.refresh import refresh_all
-
     with engine.begin() as conn:
         load_fixtures(conn, fixture_dir)
         refresh_all(conn)
