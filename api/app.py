@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.errors import install_error_handlers
 from api.middleware import RequestGuard
-from api.routes import grid_changes, health, locate, metrics
+from api.routes import events, grid_changes, health, locate, metrics
 from api.settings import Settings
 from gis.grid_listener import GridVersionListener
 from gis.grid_snapshot import SnapshotHolder
@@ -49,5 +49,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(locate.router)
     app.include_router(grid_changes.router)
+    app.include_router(events.router)
     app.include_router(metrics.router)
     return app
