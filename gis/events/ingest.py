@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from gis.errors import Unavailable
 from gis.events.model import EventIn, ParsedRows, parse_rows
-from gis.events.routing import route_events
+from gis.events.routing import RoutedBatch, route_events
 from gis.events.vocabulary import FUTURE_SKEW_S
 from gis.grid_change_commit import _CHANGE_LOCK as BOUNDARY_LOCK
 from gis.grid_snapshot import GridSnapshot
@@ -113,35 +113,53 @@ class IngestResult:
                 "unrouted": self.unrouted_created}
 
 
-def _check_version(conn: Connection, snapshot: GridSnapshot) -> None:
+def _check_version(conn: Connection, routed_under: int) -> None:
     # Shared with other ingests, exclusive with a boundary commit: a commit cannot slip between
     # routing these events and storing them (its re-route would then miss them).
     conn.execute(sa.text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": BOUNDARY_LOCK})
     version: int = conn.execute(
         sa.text("SELECT coalesce(max(id), 0) FROM grid_version")).scalar_one()
-    if int(version) != snapshot.version:
+    if int(version) != routed_under:
         raise StaleGridVersion(
-            f"grid version {version} is in force but the router holds {snapshot.version}; retry",
-            details={"grid_version": int(version), "router_version": snapshot.version})
+            f"grid version {version} is in force but the router holds {routed_under}; retry",
+            details={"grid_version": int(version), "router_version": routed_under})
 
 
-def _copy_rows(conn: Connection, rows: Iterable[tuple[Any, ...]]) -> None:
-    conn.execute(sa.text(_TEMP))
-    conn.execute(sa.text("TRUNCATE event_in"))
+def _copy_payload(events: list[EventIn], keep: list[int], routed: RoutedBatch) -> bytes:
     # The C csv writer formats rows three times faster than psycopg's per-row write_row; in CSV
     # an unquoted empty field is NULL (None), floats keep their repr (exact).
+    lon, lat = routed.lon.tolist(), routed.lat.tolist()
+    version = routed.grid_version
+    rows = []
+    for k in keep:
+        e = events[k]
+        placed = e.lon is not None
+        rows.append((k, e.source, e.source_id, e.category, e.severity, e.status, e.reported_at,
+                     e.due, e.crs if placed else None, e.lon, e.lat,
+                     lon[k] if placed else None, lat[k] if placed else None,
+                     routed.grid_code[k], version, routed.route[k], routed.route_note[k],
+                     routed.snap_distance_m[k], e.reporter_name, e.reporter_phone, e.text))
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    with cursor.copy(f"COPY event_in ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT csv)") as copy:
-        copy.write(buffer.getvalue().encode("utf-8"))
+    return buffer.getvalue().encode("utf-8")
 
 
-def ingest_events(conn: Connection, snapshot: GridSnapshot,
-                  rows: Iterable[Mapping[str, Any] | Any] | ParsedRows, *,
-                  only_source: str | None = None, now: dt.datetime | None = None,
-                  notify: bool = True) -> IngestResult:
-    """Validate, route and store a batch in the caller's transaction; one outcome per row."""
+@dataclass
+class PreparedBatch:
+    """A batch validated and routed, ready to store (no database touched yet)."""
+
+    events: list[EventIn]
+    indexes: list[int]  # input row of each event
+    rejects: dict[int, str]  # input row -> reason
+    routed: RoutedBatch
+    keep: list[int]  # events to store
+    payload: bytes  # their COPY rows
+
+
+def prepare_events(snapshot: GridSnapshot, rows: Iterable[Mapping[str, Any] | Any] | ParsedRows,
+                   *, only_source: str | None = None, now: dt.datetime | None = None
+                   ) -> PreparedBatch:
+    """Validate each row and route the good ones under the snapshot's grid version."""
     parsed = rows if isinstance(rows, ParsedRows) else parse_rows(rows)
     latest = (now or dt.datetime.now(dt.UTC)) + dt.timedelta(seconds=FUTURE_SKEW_S)
     rejects = dict(parsed.rejects)
@@ -155,21 +173,34 @@ def ingest_events(conn: Connection, snapshot: GridSnapshot,
         else:
             events.append(event)
             indexes.append(i)
-    _check_version(conn, snapshot)
     routed = route_events(snapshot, events)
     keep = [k for k in range(len(events)) if k not in routed.rejects]
     for k, reason in routed.rejects.items():
         rejects[indexes[k]] = reason
+    return PreparedBatch(events, indexes, rejects, routed, keep,
+                         _copy_payload(events, keep, routed))
+
+
+def store_prepared(conn: Connection, batch: PreparedBatch, *, notify: bool = True
+                   ) -> IngestResult:
+    """Store a prepared batch in the caller's transaction (StaleGridVersion: prepare again)."""
+    _check_version(conn, batch.routed.grid_version)
+    events, indexes, routed = batch.events, batch.indexes, batch.routed
     outcomes: dict[int, RowOutcome] = {i: RowOutcome(i, REJECTED, reason=reason)
-                                       for i, reason in rejects.items()}
+                                       for i, reason in batch.rejects.items()}
     touched: set[str] = set()
-    if keep:
-        _copy_rows(conn, (_row(k, events[k], routed) for k in keep))
+    if batch.keep:
+        conn.execute(sa.text(_TEMP))
+        conn.execute(sa.text("TRUNCATE event_in"))
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy(f"COPY event_in ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT csv)"
+                         ) as copy:
+            copy.write(batch.payload)
         created = {(r.source, r.source_id): int(r.id)
                    for r in conn.execute(sa.text(_INSERT))}
         first: set[tuple[str, str]] = set()
         again: list[int] = []
-        for k in keep:
+        for k in batch.keep:
             key = (events[k].source, events[k].source_id)
             if key in created and key not in first:
                 first.add(key)
@@ -196,14 +227,13 @@ def ingest_events(conn: Connection, snapshot: GridSnapshot,
     return result
 
 
-def _row(k: int, event: EventIn, routed: Any) -> tuple[Any, ...]:
-    lon, lat = float(routed.lon[k]), float(routed.lat[k])
-    placed = event.lon is not None
-    return (k, event.source, event.source_id, event.category, event.severity, event.status,
-            event.reported_at, event.due, event.crs if placed else None, event.lon, event.lat,
-            lon if placed else None, lat if placed else None, routed.grid_code[k],
-            routed.grid_version, routed.route[k], routed.route_note[k],
-            routed.snap_distance_m[k], event.reporter_name, event.reporter_phone, event.text)
+def ingest_events(conn: Connection, snapshot: GridSnapshot,
+                  rows: Iterable[Mapping[str, Any] | Any] | ParsedRows, *,
+                  only_source: str | None = None, now: dt.datetime | None = None,
+                  notify: bool = True) -> IngestResult:
+    """Validate, route and store a batch in the caller's transaction; one outcome per row."""
+    batch = prepare_events(snapshot, rows, only_source=only_source, now=now)
+    return store_prepared(conn, batch, notify=notify)
 
 
 def notify_ingest(conn: Connection, result: IngestResult) -> None:

@@ -124,8 +124,7 @@ class Unreadable(str):
     __slots__ = ()
 
 
-def parse_rows(rows: Iterable[Mapping[str, Any] | Any], *, empty_is_missing: bool = False
-               ) -> ParsedRows:
+def parse_rows(rows: Iterable[Mapping[str, Any] | Any]) -> ParsedRows:
     """Validate each row on its own; a bad row is kept as a reason, never raised."""
     parsed = ParsedRows()
     for i, row in enumerate(rows):
@@ -135,10 +134,8 @@ def parse_rows(rows: Iterable[Mapping[str, Any] | Any], *, empty_is_missing: boo
         if not isinstance(row, Mapping):
             parsed.rejects[i] = f"an event must be a JSON object (got {type(row).__name__})"
             continue
-        # CSV cells: an empty cell means "not given".
-        data = {k: v for k, v in row.items() if v != ""} if empty_is_missing else row
         try:
-            event = EventIn.model_validate(data)
+            event = EventIn.model_validate(row)
         except ValidationError as exc:
             parsed.rejects[i] = _problem_text(exc)
             continue
