@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
@@ -105,7 +105,8 @@ def _batch_rows(body: Any) -> list[Any]:
 
 
 @router.post("/events/batch", summary=f"Ingest up to {MAX_BATCH} events, row by row")
-def post_batch(request: Request, caller: PosterDep, body: Any = None) -> dict[str, Any]:
+def post_batch(request: Request, caller: PosterDep, body: Annotated[Any, Body()]
+               ) -> dict[str, Any]:
     """JSON list (or ``{"events": [...]}``) or a GeoJSON FeatureCollection of Points.
 
     Every row answers: created / already had it (with id, grid, route) or rejected (reason).

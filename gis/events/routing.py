@@ -77,7 +77,8 @@ def route_events(snapshot: GridSnapshot, events: list[EventIn],
     snaps: list[float | None] = [None] * n
     for i in np.flatnonzero(owners >= 0).tolist():
         out_code[i], out_route[i] = codes[owners[i]], "exact"
-    outside = np.flatnonzero(good & (owners < 0) & np.array([g is None for g in given]))
+    unplaced = np.array([g is None for g in given], dtype=bool)
+    outside = np.flatnonzero(good & (owners < 0) & unplaced)
     if outside.size:
         # One batch call finds the grid nearest in degrees and a lower bound on the distance;
         # only points that may lie within the tolerance are measured exactly, one by one.
