@@ -18,10 +18,10 @@ import psycopg
 import pytest
 import shapely
 import sqlalchemy as sa
+from event_truth import fixture_events
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from event_truth import fixture_events
 from gis.events.ingest import ALREADY, CREATED, REJECTED, StaleGridVersion, ingest_events
 from gis.fixture_load import load_fixtures
 from gis.grid_listener import libpq_url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -155,7 +156,7 @@ def get_unrouted(request: Request, caller: ReaderDep, flt: FilterDep, limit: Pag
                  after: PageAfter = None, total: WithTotal = False, f: Format = "json"
                  ) -> dict[str, Any]:
     """Unrouted events with the reason in route_note (the other filters apply as well)."""
-    unrouted = EventFilter(**{**flt.__dict__, "routes": ("unrouted",)})
+    unrouted = dataclasses.replace(flt, routes=("unrouted",))
     return _page(request, caller, unrouted, limit, after, total, f)
 
 

@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 import shapely
 import sqlalchemy as sa
+from event_truth import fixture_events
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from api.app import create_app
 from api.settings import Settings
-from event_truth import fixture_events
 from gis.auth import issue_token, mask_phone
 from gis.fixture_load import load_fixtures
 from gis.grid_snapshot import load_snapshot
