@@ -273,20 +273,18 @@ def test_csv_import_with_rejects_file(city: City, fixture_dir: Path, tmp_path: P
     assert city.count("SELECT count(*) FROM event WHERE source_id LIKE 'CSV-%'") == 196
 
 
-def test_large_batch_in_parts_keeps_row_order_and_repeats(city: City) -> None:
-    from gis.events.ingest import PIPELINE_ROWS
-
-    n = 2 * PIPELINE_ROWS + 500
+def test_large_batch_keeps_row_order_and_repeats(city: City) -> None:
+    n = 5500
     rows: list[Any] = []
     for k in range(n):
         _, x, y = _inside(city, k % 50)
         rows.append(_event(f"LARGE-{k}", x, y))
-    rows[PIPELINE_ROWS + 7] = rows[3]  # repeats an event stored by the first part
-    rows[2 * PIPELINE_ROWS + 1] = _event("LARGE-bad", severity=0)
+    rows[2500 + 7] = rows[3]  # repeats an event stored by the first part
+    rows[2 * 2500 + 1] = _event("LARGE-bad", severity=0)
     result = city.ingest(rows)
     assert [o.index for o in result.outcomes] == list(range(n))
-    assert result.outcomes[PIPELINE_ROWS + 7].result == ALREADY
-    assert result.outcomes[PIPELINE_ROWS + 7].id == result.outcomes[3].id
-    assert result.outcomes[2 * PIPELINE_ROWS + 1].result == REJECTED
+    assert result.outcomes[2500 + 7].result == ALREADY
+    assert result.outcomes[2500 + 7].id == result.outcomes[3].id
+    assert result.outcomes[2 * 2500 + 1].result == REJECTED
     assert result.count(CREATED) == n - 2
     assert city.count("SELECT count(*) FROM event WHERE source_id LIKE 'LARGE-%'") == n - 2

@@ -9,12 +9,10 @@ take is stored as unrouted with the reason.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import datetime as dt
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -33,7 +31,6 @@ Result = Literal["created", "already had it", "rejected"]
 CREATED: Final[Result] = "created"
 ALREADY: Final[Result] = "already had it"
 REJECTED: Final[Result] = "rejected"
-PIPELINE_ROWS = 2_500  # rows per part of a large batch
 _NOTIFY_CODES = 50  # codes listed in a notification (its payload must stay under 8000 bytes)
 
 _COLUMNS = ("ord", "source", "source_id", "category", "severity", "status", "reported_at",
@@ -231,30 +228,12 @@ def store_prepared(conn: Connection, batch: PreparedBatch, *, notify: bool = Tru
 
 
 def ingest_events(conn: Connection, snapshot: GridSnapshot,
-                  rows: Sequence[Mapping[str, Any] | Any] | ParsedRows, *,
+                  rows: Iterable[Mapping[str, Any] | Any] | ParsedRows, *,
                   only_source: str | None = None, now: dt.datetime | None = None,
                   notify: bool = True) -> IngestResult:
     """Validate, route and store a batch in the caller's transaction; one outcome per row."""
-    if isinstance(rows, ParsedRows) or len(rows) < 2 * PIPELINE_ROWS:
-        batch = prepare_events(snapshot, rows, only_source=only_source, now=now)
-        return store_prepared(conn, batch, notify=notify)
-    # A large batch goes in parts: the next part is validated and routed in a thread while the
-    # current one is stored (parsing holds the GIL, storing mostly waits on PostgreSQL). A
-    # repeat in a later part of an event stored by an earlier one answers "already had it".
-    starts = range(0, len(rows), PIPELINE_ROWS)
-    outcomes: list[RowOutcome] = []
-    touched: set[str] = set()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-prepare") as pool:
-        parts = [pool.submit(prepare_events, snapshot, rows[k:k + PIPELINE_ROWS],
-                             only_source=only_source, now=now) for k in starts]
-        for start, part in zip(starts, parts, strict=True):
-            result = store_prepared(conn, part.result(), notify=False)
-            outcomes += [dataclasses.replace(o, index=o.index + start) for o in result.outcomes]
-            touched |= result.touched
-    combined = IngestResult(outcomes, snapshot.version, touched)
-    if notify and combined.count(CREATED):
-        notify_ingest(conn, combined)
-    return combined
+    batch = prepare_events(snapshot, rows, only_source=only_source, now=now)
+    return store_prepared(conn, batch, notify=notify)
 
 
 def notify_ingest(conn: Connection, result: IngestResult) -> None:
