@@ -15,7 +15,7 @@ from api.auth import require_roles
 from api.event_params import event_filter
 from gis.auth import CHANGES_EVENT_STATUS, LISTS_EVENTS, POSTS_EVENTS, Caller, Role
 from gis.errors import BadRequest, InvalidInput, TooLarge
-from gis.events.ingest import ALREADY, CREATED, REJECTED, IngestResult, StaleGridVersion
+from gis.events.ingest import CREATED, REJECTED, IngestResult, StaleGridVersion
 from gis.events.ingest import ingest_events as store_events
 from gis.events.model import rows_from_geojson
 from gis.events.query import Cursor, EventFilter, get_event, list_events, status_history
@@ -192,5 +192,3 @@ def patch_event(request: Request, caller: ChangerDep, event_id: int, body: Event
     return {**event_json(row, caller), "status_history": history,
             "changed": {"status": update.status_changed, "placed": update.placed}}
 
-
-__all__ = ["ALREADY", "CREATED", "router"]
