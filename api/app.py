@@ -13,6 +13,7 @@ from api.errors import install_error_handlers
 from api.middleware import RequestGuard
 from api.ogc.mount import OgcMount, build_api
 from api.routes import (
+    events,
     grid_changes,
     grid_geometry,
     grids,
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(locate.router)
     app.include_router(grid_changes.router)
+    app.include_router(events.router)
     app.include_router(layers.router)
     app.include_router(grids.router)
     app.include_router(metrics.router)

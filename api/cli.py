@@ -48,8 +48,9 @@ def _prepare_database(settings: Settings, *, load: bool) -> bool:
             with engine.begin() as conn:
                 result = load_fixtures(conn, fx.dir)
             if result.loaded and result.grids is not None:
+                events = f", events: {result.events.summary()}" if result.events else ""
                 _say(f"loaded fixtures: {result.grids.summary()}, "
-                     f"{result.gridworkers} gridworkers")
+                     f"{result.gridworkers} gridworkers{events}")
             from layers.refresh import ensure_layer
 
             with engine.begin() as conn:  # colours at start: once, or after a rules change
@@ -291,7 +292,7 @@ def users_revoke(name: Annotated[str, typer.Argument(help="Whose tokens")]) -> N
 
 
 # Command groups kept in their own modules register themselves on import.
-from api import cli_grid_changes, cli_layers, cli_map  # noqa: E402, F401
+from api import cli_events, cli_grid_changes, cli_layers, cli_map  # noqa: E402, F401
 
 
 def main() -> None:

@@ -22,8 +22,9 @@ def grids_propose(
     commit: Annotated[bool, typer.Option(help="Commit at once when sound")] = False,
 ) -> None:
     """Check a change, print its impact and keep it as a proposal (or commit it)."""
-    from gis.grid_change_commit import commit_change, propose
+    from gis.grid_change_commit import propose
     from gis.grid_change_proposal import current_version, read_proposal_file
+    from layers.grid_changes import commit_and_recolour
 
     grids = read_proposal_file(file)
     engine = _grid_engine()
@@ -41,7 +42,7 @@ def grids_propose(
              f"{pair['historical']} historical")
     if commit:
         with engine.begin() as conn:
-            result = commit_change(conn, change_id, author=author)
+            result = commit_and_recolour(conn, change_id, author=author)
         _say(f"committed as grid version {result.version}: {result.events_moved} open events "
              "re-routed")
     typer.echo(json.dumps({"id": change_id, "kind": state.kind}, ensure_ascii=False))
@@ -53,10 +54,10 @@ def grids_commit(
     author: Annotated[str, typer.Option(help="Who")] = "cli",
 ) -> None:
     """Commit a stored proposal as a new grid version."""
-    from gis.grid_change_commit import commit_change
+    from layers.grid_changes import commit_and_recolour
 
     with _grid_engine().begin() as conn:
-        result = commit_change(conn, change_id, author=author)
+        result = commit_and_recolour(conn, change_id, author=author)
     typer.echo(json.dumps(result.to_json()))
 
 
@@ -67,10 +68,10 @@ def grids_rollback(
     author: Annotated[str, typer.Option(help="Who")] = "cli",
 ) -> None:
     """Undo a committed change as a new version."""
-    from gis.grid_change_commit import rollback_change
+    from layers.grid_changes import rollback_and_recolour
 
     with _grid_engine().begin() as conn:
-        result = rollback_change(conn, change_id, author=author, reason=reason)
+        result = rollback_and_recolour(conn, change_id, author=author, reason=reason)
     typer.echo(json.dumps(result.to_json()))
 
 

@@ -30,6 +30,20 @@ class Role(StrEnum):
 SEES_GRIDWORKER_PHONE = frozenset({Role.VIEWER, Role.GRIDWORKER, Role.PLANNER, Role.COMMAND,
                                    Role.ADMIN})
 
+# Events. Machine clients of the source systems (ingest), gridworkers and admins post events;
+# staff list them; status changes come from the source systems, gridworkers (their own grid)
+# and admins; only admins place an event on a grid by hand.
+POSTS_EVENTS = frozenset({Role.INGEST, Role.GRIDWORKER, Role.ADMIN})
+LISTS_EVENTS = frozenset({Role.VIEWER, Role.PLANNER, Role.GRIDWORKER, Role.ADMIN})
+CHANGES_EVENT_STATUS = frozenset({Role.INGEST, Role.GRIDWORKER, Role.ADMIN})
+PLACES_EVENTS = frozenset({Role.ADMIN})
+# Reporter contact (name and phone) and complaint text: admins everywhere, a gridworker for the
+# events of their own grid (see Caller.sees_event_personal_data); command-centre viewers read
+# the text and a masked phone but never the name; planners see neither.
+SEES_EVENT_PERSONAL_DATA = frozenset({Role.ADMIN})
+SEES_EVENT_TEXT = frozenset({Role.ADMIN, Role.VIEWER})
+SEES_MASKED_REPORTER_PHONE = frozenset({Role.VIEWER})
+
 
 @dataclass(frozen=True)
 class Caller:
@@ -46,6 +60,27 @@ class Caller:
     def sees_gridworker_phone(self) -> bool:
         """Whether gridworker phone numbers are shown unmasked."""
         return self.role in SEES_GRIDWORKER_PHONE
+
+    @property
+    def places_events(self) -> bool:
+        """Whether the caller may place an event on a grid by hand."""
+        return self.role in PLACES_EVENTS
+
+    def sees_event_personal_data(self, grid_code: str | None) -> bool:
+        """Whether reporter name, phone and text of an event in ``grid_code`` are shown."""
+        if self.role in SEES_EVENT_PERSONAL_DATA:
+            return True
+        return (self.role is Role.GRIDWORKER and self.grid_code is not None
+                and self.grid_code == grid_code)
+
+    def sees_event_text(self, grid_code: str | None) -> bool:
+        """Whether the complaint text of an event in ``grid_code`` is shown."""
+        return self.role in SEES_EVENT_TEXT or self.sees_event_personal_data(grid_code)
+
+    @property
+    def sees_masked_reporter_phone(self) -> bool:
+        """Whether the reporter's phone is shown masked (when not shown in full)."""
+        return self.role in SEES_MASKED_REPORTER_PHONE
 
 
 ANONYMOUS = Caller(role=Role.ANONYMOUS)

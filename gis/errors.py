@@ -49,6 +49,13 @@ class TooLarge(MinqingError):
     kind = "too_large"
 
 
+class Forbidden(MinqingError):
+    """The caller's role may not do this to this thing (a gridworker outside their grid...)."""
+
+    http_status = 403
+    kind = "forbidden"
+
+
 class NotFound(MinqingError):
     """The thing asked for does not exist."""
 

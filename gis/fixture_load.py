@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,9 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gis.events.csv_import import ImportCounts, import_csv
 from gis.grid_import import CITY_COUNTS, GRID_COLUMNS, ImportResult, import_grid_set
+from gis.grid_snapshot import load_snapshot
 from gis.store import grid_counts
 from gis.synth import make_fixtures
 
@@ -27,6 +30,7 @@ class LoadResult:
     loaded: bool
     grids: ImportResult | None
     gridworkers: int
+    events: ImportCounts | None = None
 
 
 def read_fixture_grids(fixture_dir: Path) -> gpd.GeoDataFrame:
@@ -40,8 +44,16 @@ def read_fixture_grids(fixture_dir: Path) -> gpd.GeoDataFrame:
     return grids[[*GRID_COLUMNS, "geometry"]]
 
 
-def load_fixtures(conn: Connection, fixture_dir: Path, *, force: bool = False) -> LoadResult:
-    """Load districts, grids and the gridworker roster unless grids are already there."""
+def load_fixture_events(conn: Connection, fixture_dir: Path) -> ImportCounts:
+    """The sample events of events.csv, through the same ingest path as any CSV import."""
+    snapshot = load_snapshot(conn)
+    return import_csv(lambda: nullcontext(conn), lambda _rebuild: snapshot,
+                      fixture_dir / "events.csv", progress=False)
+
+
+def load_fixtures(conn: Connection, fixture_dir: Path, *, force: bool = False,
+                  events: bool = True) -> LoadResult:
+    """Load districts, grids, the gridworker roster and sample events unless grids are there."""
     if not force and any(grid_counts(conn).values()):
         return LoadResult(loaded=False, grids=None, gridworkers=0)
     with (fixture_dir / "districts.csv").open(encoding="utf-8", newline="") as handle:
@@ -71,7 +83,8 @@ def load_fixtures(conn: Connection, fixture_dir: Path, *, force: bool = False) -
         [{k: w[k] for k in ("worker_id", "grid_code", "name", "phone", "on_duty_since")}
          for w in workers],
     )
-    return LoadResult(loaded=True, grids=result, gridworkers=len(workers))
+    stored = load_fixture_events(conn, fixture_dir) if events else None
+    return LoadResult(loaded=True, grids=result, gridworkers=len(workers), events=stored)
 
 
 def ensure_fixture_files(fixture_dir: Path, seed: int, events: int) -> bool:

@@ -13,10 +13,11 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import require_roles
 from gis.auth import Caller, Role
 from gis.errors import BadRequest, InvalidInput, NotFound, TooLarge
-from gis.grid_change_commit import commit_change, propose, rollback_change
+from gis.grid_change_commit import propose
 from gis.grid_change_proposal import fault_json, grids_from_geojson, grids_from_upload
 from gis.grid_codes import CODE_LENGTH, is_digits
 from gis.grid_history import grid_history
+from layers.grid_changes import commit_and_recolour, rollback_and_recolour
 
 router = APIRouter(prefix="/api/v1", tags=["boundary changes"])
 
@@ -136,7 +137,7 @@ def list_changes(request: Request, caller: PlannerDep,
 def commit(request: Request, change_id: ChangeId, caller: PlannerDep) -> dict[str, Any]:
     """Apply as a new grid version; 409 when the grids changed since the proposal was drawn."""
     with request.app.state.engine.begin() as conn:
-        result = commit_change(conn, change_id, author=caller.name)
+        result = commit_and_recolour(conn, change_id, author=caller.name)
     request.app.state.snapshots.refresh()  # this worker at once; the others follow NOTIFY
     return result.to_json()
 
@@ -148,7 +149,7 @@ def rollback(request: Request, change_id: ChangeId, caller: PlannerDep,
              ) -> dict[str, Any]:
     """Undo a change as a new version (the history keeps both)."""
     with request.app.state.engine.begin() as conn:
-        result = rollback_change(conn, change_id, author=caller.name, reason=reason)
+        result = rollback_and_recolour(conn, change_id, author=caller.name, reason=reason)
     request.app.state.snapshots.refresh()
     return result.to_json()
 

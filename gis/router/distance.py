@@ -63,6 +63,26 @@ class NearestGrid:
                 best_row, best_m = row, metres
         return best_row, best_m
 
+    def nearest_rough(self, lon: np.ndarray, lat: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Batch: (row, metres, lower bound in metres) of the grid nearest in plain degrees.
+
+        ``metres`` is the geodesic distance to that grid's closest point, an upper bound on the
+        distance to the nearest grid; the true nearest is at least ``lower bound`` away (a degree
+        of latitude is at least 110.5 km, one of longitude cos(lat) times that).
+        """
+        points = np.asarray(shapely.points(lon, lat), dtype=object).ravel()
+        pairs, deg = self._tree.query_nearest(points, return_distance=True, all_matches=False)
+        rows = np.empty(len(points), dtype=np.int64)
+        degrees = np.empty(len(points), dtype=np.float64)
+        rows[pairs[0]] = pairs[1]
+        degrees[pairs[0]] = deg
+        closest = shapely.get_coordinates(
+            shapely.shortest_line(np.asarray(self._geoms, dtype=object)[rows], points))[::2]
+        metres = np.asarray(_GEOD.inv(lon, lat, closest[:, 0], closest[:, 1])[2])
+        lower = degrees * np.cos(np.radians(lat)) * 110_500.0 * (1.0 - 1e-6)
+        return rows, metres, lower
+
     def within(self, lon: float, lat: float, metres: float) -> list[int]:
         """Rows of every grid within ``metres`` of the point (those covering it included)."""
         point = shapely.Point(lon, lat)

@@ -111,6 +111,13 @@ class GridIndex:
         """Nearest grid row to a point and the distance to it in metres (0 if it covers it)."""
         return self._nearest.nearest(float(lon), float(lat))
 
+    def nearest_rough(self, lon: npt.ArrayLike, lat: npt.ArrayLike
+                      ) -> tuple[IntArray, npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Batch nearest grid by plain degrees: (rows, metres to it, lower bound on the nearest)."""
+        x = np.ascontiguousarray(lon, dtype=np.float64).ravel()
+        y = np.ascontiguousarray(lat, dtype=np.float64).ravel()
+        return self._nearest.nearest_rough(x, y)
+
     def within_m(self, lon: float, lat: float, metres: float) -> list[int]:
         """Rows of every grid within ``metres`` of the point, in row order."""
         return self._nearest.within(float(lon), float(lat), float(metres))

@@ -161,13 +161,25 @@ def test_reshape_preview_commit_history_as_of_and_rollback(city: City) -> None:
     points = points[keep]
     owners = [o for o in owners if o is not None]
     status = ["open" if i % 2 == 0 else "closed" for i in range(len(points))]
+    # The city's own sample events in the two grids change owner too: expected the same way.
+    with city.engine.connect() as conn:
+        sample = conn.execute(sa.text(
+            "SELECT id, lon, lat, grid_code, status, route FROM event "
+            "WHERE grid_code = ANY(:codes) ORDER BY id"), {"codes": [a.code, b.code]}).all()
+    assert {r.route for r in sample} <= {"exact"}
     ids = _insert_events(city, points, owners, status, "reshape")
     after_geoms = {**before_geoms, a.code: new_a, b.code: new_b}
     expected_new = _owner(points, after_geoms)
     expected_moves = {ids[i]: (owners[i], expected_new[i]) for i in range(len(ids))
                       if owners[i] != expected_new[i]}
     assert expected_moves, "the strip must hold some of the test events"
+    sample_new = _owner(np.array([[r.lon, r.lat] for r in sample]), after_geoms)
+    sample_moves = {r.id: (r.grid_code, new) for r, new in zip(sample, sample_new, strict=True)
+                    if new != r.grid_code}
+    sample_open = sum(1 for r in sample if r.id in sample_moves
+                      and r.status in ("open", "in_progress"))
     assert {v for v in expected_moves.values()} == {(a.code, b.code)}
+    assert {v for v in sample_moves.values()} <= {(a.code, b.code)}
     before = city.version()
     answer = _propose(city, [_feature(a, new_a), _feature(b, new_b)], reason="新楼盘划界")
     assert answer.status_code == 201, answer.text
@@ -175,10 +187,12 @@ def test_reshape_preview_commit_history_as_of_and_rollback(city: City) -> None:
     assert proposal["kind"] == "reshape"
     assert proposal["changed"] == sorted([a.code, b.code])
     impact = proposal["impact"]
-    assert {e["id"]: (e["from"], e["to"]) for e in impact["events"]} == expected_moves
+    assert {e["id"]: (e["from"], e["to"]) for e in impact["events"]} == \
+        {**expected_moves, **sample_moves}
     opened = sum(1 for i in expected_moves if status[ids.index(i)] == "open")
-    assert impact["open_events_moving"] == opened
-    assert impact["historical_events_moving"] == len(expected_moves) - opened
+    assert impact["open_events_moving"] == opened + sample_open
+    assert impact["historical_events_moving"] == \
+        len(expected_moves) + len(sample_moves) - opened - sample_open
     assert {w["grid_code"] for w in impact["gridworkers"]} <= {a.code, b.code}
     area = {x["code"]: x for x in impact["areas"]}
     assert area[a.code]["after_m2"] < area[a.code]["before_m2"]
@@ -189,7 +203,7 @@ def test_reshape_preview_commit_history_as_of_and_rollback(city: City) -> None:
     assert committed.status_code == 200, committed.text
     result = committed.json()
     assert result["version"] == before + 1
-    assert result["events_moved"] == opened
+    assert result["events_moved"] == opened + sample_open
     with city.engine.connect() as conn:
         stored = dict(conn.execute(sa.text("SELECT id, grid_code FROM event WHERE id = ANY(:ids)"),
                                    {"ids": ids}).all())

@@ -1,0 +1,246 @@
+"""Store events idempotently on (source, source_id): COPY into a temp table, one INSERT ON CONFLICT.
+
+A batch is validated row by row: good rows are stored, bad rows come back with their reason, and
+a row already stored (the same event sent twice, or a batch retried after a timeout) answers
+"already had it" with the stored event's id. Nothing accepted is dropped: an event no grid can
+take is stored as unrouted with the reason.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gis.errors import Unavailable
+from gis.events.model import EventIn, ParsedRows, parse_rows
+from gis.events.routing import RoutedBatch, route_events
+from gis.events.vocabulary import FUTURE_SKEW_S
+from gis.grid_change_commit import _CHANGE_LOCK as BOUNDARY_LOCK
+from gis.grid_snapshot import GridSnapshot
+
+CHANNEL = "events"
+Result = Literal["created", "already had it", "rejected"]
+CREATED: Final[Result] = "created"
+ALREADY: Final[Result] = "already had it"
+REJECTED: Final[Result] = "rejected"
+_NOTIFY_CODES = 50  # codes listed in a notification (its payload must stay under 8000 bytes)
+
+_COLUMNS = ("ord", "source", "source_id", "category", "severity", "status", "reported_at",
+            "due_at", "input_crs", "input_lon", "input_lat", "lon", "lat", "grid_code",
+            "grid_version", "route", "route_note", "snap_distance_m", "reporter_name",
+            "reporter_phone", "text")
+_STORED = _COLUMNS[1:]
+
+_TEMP = """
+CREATE TEMP TABLE IF NOT EXISTS event_in (
+    ord integer, source varchar(16), source_id varchar(64), category varchar(16),
+    severity smallint, status varchar(11), reported_at timestamptz, due_at timestamptz,
+    input_crs varchar(8), input_lon float8, input_lat float8, lon float8, lat float8,
+    grid_code varchar(15), grid_version integer, route varchar(8), route_note text,
+    snap_distance_m real, reporter_name text, reporter_phone varchar(32), text text
+) ON COMMIT DROP
+"""
+_INSERT = f"""
+INSERT INTO event ({", ".join(_STORED)})
+SELECT {", ".join(_STORED)} FROM event_in ORDER BY ord
+ON CONFLICT (source, source_id) DO NOTHING
+RETURNING id, source, source_id
+"""
+_EXISTING = """
+SELECT e.source, e.source_id, e.id, e.grid_code, e.route, e.route_note, e.snap_distance_m
+FROM unnest(CAST(:source AS text[]), CAST(:source_id AS text[])) AS k(source, source_id)
+JOIN event e ON e.source = k.source AND e.source_id = k.source_id
+"""
+
+
+class StaleGridVersion(Unavailable):
+    """The router's snapshot is older than the grid version in force; rebuild it and retry."""
+
+    kind = "stale_grid_version"
+
+
+@dataclass(frozen=True)
+class RowOutcome:
+    """What happened to one row of a batch."""
+
+    index: int
+    result: Result
+    id: int | None = None
+    grid_code: str | None = None
+    route: str | None = None
+    route_note: str | None = None
+    snap_distance_m: float | None = None
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The row's answer: created / already had it with the event, or the reason refused."""
+        if self.result == REJECTED:
+            return {"index": self.index, "result": self.result, "reason": self.reason}
+        return {"index": self.index, "result": self.result, "id": self.id,
+                "grid_code": self.grid_code, "route": self.route, "route_note": self.route_note,
+                "snap_distance_m": self.snap_distance_m}
+
+
+@dataclass
+class IngestResult:
+    """The outcome of every row, the grid version used and the small grids given new events."""
+
+    outcomes: list[RowOutcome]
+    grid_version: int
+    touched: set[str] = field(default_factory=set)
+
+    def count(self, result: Result) -> int:
+        """How many rows had this result."""
+        return sum(1 for o in self.outcomes if o.result == result)
+
+    @property
+    def unrouted_created(self) -> int:
+        """New events stored without a grid."""
+        return sum(1 for o in self.outcomes if o.result == CREATED and o.route == "unrouted")
+
+    def summary(self) -> dict[str, int]:
+        """Counts per result."""
+        return {"rows": len(self.outcomes), "created": self.count(CREATED),
+                "already_had": self.count(ALREADY), "rejected": self.count(REJECTED),
+                "unrouted": self.unrouted_created}
+
+
+def _check_version(conn: Connection, routed_under: int) -> None:
+    # Shared with other ingests, exclusive with a boundary commit: a commit cannot slip between
+    # routing these events and storing them (its re-route would then miss them).
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": BOUNDARY_LOCK})
+    version: int = conn.execute(
+        sa.text("SELECT coalesce(max(id), 0) FROM grid_version")).scalar_one()
+    if int(version) != routed_under:
+        raise StaleGridVersion(
+            f"grid version {version} is in force but the router holds {routed_under}; retry",
+            details={"grid_version": int(version), "router_version": routed_under})
+
+
+def _copy_payload(events: list[EventIn], keep: list[int], routed: RoutedBatch) -> bytes:
+    # The C csv writer formats rows three times faster than psycopg's per-row write_row; in CSV
+    # an unquoted empty field is NULL (None), floats keep their repr (exact).
+    lon, lat = routed.lon.tolist(), routed.lat.tolist()
+    version = routed.grid_version
+    rows = []
+    for k in keep:
+        e = events[k]
+        placed = e.lon is not None
+        rows.append((k, e.source, e.source_id, e.category, e.severity, e.status, e.reported_at,
+                     e.due, e.crs if placed else None, e.lon, e.lat,
+                     lon[k] if placed else None, lat[k] if placed else None,
+                     routed.grid_code[k], version, routed.route[k], routed.route_note[k],
+                     routed.snap_distance_m[k], e.reporter_name, e.reporter_phone, e.text))
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue().encode("utf-8")
+
+
+@dataclass
+class PreparedBatch:
+    """A batch validated and routed, ready to store (no database touched yet)."""
+
+    events: list[EventIn]
+    indexes: list[int]  # input row of each event
+    rejects: dict[int, str]  # input row -> reason
+    routed: RoutedBatch
+    keep: list[int]  # events to store
+    payload: bytes  # their COPY rows
+
+
+def prepare_events(snapshot: GridSnapshot, rows: Iterable[Mapping[str, Any] | Any] | ParsedRows,
+                   *, only_source: str | None = None, now: dt.datetime | None = None
+                   ) -> PreparedBatch:
+    """Validate each row and route the good ones under the snapshot's grid version."""
+    parsed = rows if isinstance(rows, ParsedRows) else parse_rows(rows)
+    latest = (now or dt.datetime.now(dt.UTC)) + dt.timedelta(seconds=FUTURE_SKEW_S)
+    rejects = dict(parsed.rejects)
+    events: list[EventIn] = []
+    indexes: list[int] = []
+    for i, event in zip(parsed.indexes, parsed.events, strict=True):
+        if only_source is not None and event.source != only_source:
+            rejects[i] = f"source must be {only_source} for this caller (got {event.source})"
+        elif event.reported_at > latest:
+            rejects[i] = f"reported_at {event.reported_at.isoformat()} is in the future"
+        else:
+            events.append(event)
+            indexes.append(i)
+    routed = route_events(snapshot, events)
+    keep = [k for k in range(len(events)) if k not in routed.rejects]
+    for k, reason in routed.rejects.items():
+        rejects[indexes[k]] = reason
+    return PreparedBatch(events, indexes, rejects, routed, keep,
+                         _copy_payload(events, keep, routed))
+
+
+def store_prepared(conn: Connection, batch: PreparedBatch, *, notify: bool = True
+                   ) -> IngestResult:
+    """Store a prepared batch in the caller's transaction (StaleGridVersion: prepare again)."""
+    _check_version(conn, batch.routed.grid_version)
+    events, indexes, routed = batch.events, batch.indexes, batch.routed
+    outcomes: dict[int, RowOutcome] = {i: RowOutcome(i, REJECTED, reason=reason)
+                                       for i, reason in batch.rejects.items()}
+    touched: set[str] = set()
+    if batch.keep:
+        conn.execute(sa.text(_TEMP))
+        conn.execute(sa.text("TRUNCATE event_in"))
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy(f"COPY event_in ({', '.join(_COLUMNS)}) FROM STDIN (FORMAT csv)"
+                         ) as copy:
+            copy.write(batch.payload)
+        created = {(r.source, r.source_id): int(r.id)
+                   for r in conn.execute(sa.text(_INSERT))}
+        first: set[tuple[str, str]] = set()
+        again: list[int] = []
+        for k in batch.keep:
+            key = (events[k].source, events[k].source_id)
+            if key in created and key not in first:
+                first.add(key)
+                code = routed.grid_code[k]
+                outcomes[indexes[k]] = RowOutcome(
+                    indexes[k], CREATED, created[key], code, routed.route[k],
+                    routed.route_note[k], routed.snap_distance_m[k])
+                if code is not None:
+                    touched.add(code)
+            else:
+                again.append(k)
+        if again:
+            stored = {(r.source, r.source_id): r for r in conn.execute(sa.text(_EXISTING), {
+                "source": [events[k].source for k in again],
+                "source_id": [events[k].source_id for k in again]})}
+            for k in again:
+                r = stored[(events[k].source, events[k].source_id)]
+                outcomes[indexes[k]] = RowOutcome(
+                    indexes[k], ALREADY, int(r.id), r.grid_code, r.route, r.route_note,
+                    None if r.snap_distance_m is None else round(float(r.snap_distance_m), 1))
+    result = IngestResult([outcomes[i] for i in sorted(outcomes)], routed.grid_version, touched)
+    if notify and result.count(CREATED):
+        notify_ingest(conn, result)
+    return result
+
+
+def ingest_events(conn: Connection, snapshot: GridSnapshot,
+                  rows: Iterable[Mapping[str, Any] | Any] | ParsedRows, *,
+                  only_source: str | None = None, now: dt.datetime | None = None,
+                  notify: bool = True) -> IngestResult:
+    """Validate, route and store a batch in the caller's transaction; one outcome per row."""
+    batch = prepare_events(snapshot, rows, only_source=only_source, now=now)
+    return store_prepared(conn, batch, notify=notify)
+
+
+def notify_ingest(conn: Connection, result: IngestResult) -> None:
+    """NOTIFY events with the counts and (when few) the grids touched; sent when this commits."""
+    codes = sorted(result.touched)
+    payload = {"created": result.count(CREATED), "unrouted": result.unrouted_created,
+               "grids": len(codes), "grid_version": result.grid_version,
+               "codes": codes if len(codes) <= _NOTIFY_CODES else None}
+    conn.execute(sa.text("SELECT pg_notify(:channel, :payload)"),
+                 {"channel": CHANNEL, "payload": json.dumps(payload)})
