@@ -32,7 +32,7 @@ from gis.auth import issue_token
 WATCHED = ("grid", "grid_version", "grid_change", "event", "api_token")
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 EXAMPLES = 25
-OPERATIONS = 20
+OPERATIONS = 33
 
 
 def _counts(engine: Engine) -> dict[str, int]:
