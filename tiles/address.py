@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from gis.errors import BadRequest, NotFound
+from gis.events.vocabulary import CATEGORIES
 
 MAX_ZOOM = 22
 LAYERS = ("large", "medium", "small", "heat")
@@ -59,9 +60,8 @@ def parse_address(layer: str, z: str, x: str, y: str, district: str | None = Non
     if category is not None:
         if layer != "heat":
             raise BadRequest("category filters the heat layer only")
-        if not 0 < len(category) <= 16:
-            raise BadRequest(f"category must be an event category such as 环境卫生 "
-                             f"(got {category[:40]!r})")
+        if category not in CATEGORIES:
+            raise BadRequest(f"unknown category {category[:40]!r}: use {', '.join(CATEGORIES)}")
     zoom, column, row = _tile_number("z", z), _tile_number("x", x), _tile_number("y", y)
     if zoom > MAX_ZOOM:
         raise NotFound(f"zoom {zoom} is beyond the deepest zoom {MAX_ZOOM}")

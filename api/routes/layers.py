@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from api.auth import require_roles
 from gis.auth import Caller
 from gis.errors import InvalidInput
+from gis.events.vocabulary import known_category
 from layers.heat import heat_cells
 from layers.refresh import refresh_all
 from layers.rules import LayerRules, load_rules
@@ -92,8 +93,8 @@ def heat(request: Request, days: WindowDep,
          = 1000.0) -> dict[str, Any]:
     """Hexagon (or square) cells over the events of the window, with their counts."""
     with request.app.state.engine.connect() as conn:
-        return heat_cells(conn, window_days=days, category=category, bbox=bbox, shape=shape,
-                          size_m=size)
+        return heat_cells(conn, window_days=days, category=known_category(category), bbox=bbox,
+                          shape=shape, size_m=size)
 
 
 @router.get("/warnings", summary="Warnings (预警): grids whose events jump above their baseline")
@@ -107,7 +108,8 @@ def warnings(request: Request,
              limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
     """Warnings newest first, each with its observed count, baseline and p-value."""
     with request.app.state.engine.connect() as conn:
-        found = list_warnings(conn, district=_district(district), category=category, code=code,
+        found = list_warnings(conn, district=_district(district),
+                              category=known_category(category), code=code,
                               since=since, limit=limit)
     return {"warnings": found}
 

@@ -48,6 +48,16 @@ class EventIn(BaseModel):
     reporter_phone: Phone | None = None
     text: Annotated[str, Field(max_length=TEXT_MAX)] | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, values: Any) -> Any:
+        # PostgreSQL text cannot hold NUL; refuse the row here, by name, not at the COPY.
+        if isinstance(values, Mapping):
+            for name, value in values.items():
+                if isinstance(value, str) and "\x00" in value:
+                    raise ValueError(f"{name} contains a NUL character (\\u0000)")
+        return values
+
     @field_validator("due_at", "lon", "lat", "grid_code", "reporter_name", "reporter_phone",
                      "text", mode="before")
     @classmethod

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
+from gis.errors import InvalidInput
+
 # Channels events reach the city from (source varchar(16)).
 SOURCES: Final = ("12345", "110", "信访", "网络留言", "网格员上报", "法院案件")
 Source = Literal["12345", "110", "信访", "网络留言", "网格员上报", "法院案件"]
@@ -39,3 +41,10 @@ SNAP_TOLERANCE_M: Final = 200.0
 FUTURE_SKEW_S: Final = 600.0
 
 ROUTES: Final = ("exact", "snapped", "given", "manual", "unrouted")
+
+
+def known_category(value: str | None) -> str | None:
+    """The category itself, None for none, or InvalidInput naming the categories there are."""
+    if value is None or value in CATEGORIES:
+        return value
+    raise InvalidInput(f"unknown category {value[:40]!r}: use {', '.join(CATEGORIES)}")

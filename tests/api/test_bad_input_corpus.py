@@ -25,7 +25,7 @@ from gis.auth import issue_token, revoke_tokens
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 CASE_KEYS = {"id", "method", "path", "query", "json", "body", "content_type", "headers", "auth",
              "body_mb", "stream", "expand", "status", "message", "error", "note", "item_errors"}
-ROLES = ("viewer", "gridworker", "planner", "ingest", "admin")
+ROLES = ("viewer", "command", "gridworker", "planner", "ingest", "admin")
 # Tables a refused request must leave as they were (counted before and after each write case).
 WATCHED = ("grid", "grid_version", "grid_change", "event", "api_token", "gridworker")
 BODY_LIMIT_MB = 1
