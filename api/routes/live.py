@@ -65,7 +65,10 @@ async def _stream(request: Request, feed: LiveFeed,
         feed.unsubscribe(subscription)
 
 
-@router.get("/live", summary="Server-sent events: layer version changes and new events")
+@router.get("/live", summary="Server-sent events: layer version changes and new events",
+            response_class=EventSourceResponse,
+            responses={200: {"content": {"text/event-stream": {}},
+                             "description": "hello, layer_version, event and resync messages"}})
 async def live(request: Request) -> EventSourceResponse:
     """A text/event-stream of hello, layer_version, event and resync messages (no personal data)."""
     feed: LiveFeed = request.app.state.live_feed

@@ -59,7 +59,7 @@ def city(scratch_module_database: Database, fixture_dir: Path) -> Iterator[City]
     engine = create_engine(scratch_module_database)
     now = dt.datetime.now(dt.UTC)
     with engine.begin() as conn:
-        load_fixtures(conn, fixture_dir)
+        load_fixtures(conn, fixture_dir, events=False)  # only the events drawn below
         tokens = {role: issue_token(conn, f"test {role}", role) for role in ROLES}
     smalls = _smalls(engine)
     events = [Ev(smalls[0], "矛盾纠纷", 4, "open", days_ago=d, due_in_days=0.1)

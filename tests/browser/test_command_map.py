@@ -168,23 +168,43 @@ def test_the_small_grid_layer_draws_each_grid_in_its_colour(chromium: Browser,
                                                             probes: list[Probe],
                                                             artifacts: Path) -> None:
     chosen = deep_interior_probes(engine, probes, min_edge_m=60, count=4)
-    with engine.connect() as conn:
-        colours = dict(conn.execute(sa.text("SELECT code, colour FROM grid_colour "
-                                            "WHERE code = ANY(:codes)"),
-                                    {"codes": [p.expected_code for p in chosen]}).all())
-    page, recorded = _open_map(chromium, live_server)
-    for probe in chosen:
-        x, y = _centre_on(page, probe)
-        page.wait_for_function("Object.keys(minqing.layers.small._tiles).length > 0 && "
-                               "Object.values(minqing.layers.small._tiles).every(t => t.loaded)",
-                               timeout=15000)
-        page.wait_for_timeout(300)
-        r, g, b, alpha = _canvas_colour_at(page, x, y)
-        assert alpha > 100, f"nothing drawn under {probe.probe_id}"
-        assert (r, g, b) == pytest.approx(COLOURS[colours.get(probe.expected_code)], abs=3), \
-            probe
-    page.screenshot(path=artifacts / "command-centre-tiles.png")
-    assert recorded.errors == []
+    colours = dict(zip([p.expected_code for p in chosen], ("red", "yellow", "blue", "red"),
+                       strict=True))
+    _set_colours(engine, colours)
+    try:
+        page, recorded = _open_map(chromium, live_server)
+        for probe in chosen:
+            x, y = _centre_on(page, probe)
+            page.wait_for_function(
+                "Object.keys(minqing.layers.small._tiles).length > 0 && "
+                "Object.values(minqing.layers.small._tiles).every(t => t.loaded)", timeout=15000)
+            page.wait_for_timeout(300)
+            r, g, b, alpha = _canvas_colour_at(page, x, y)
+            assert alpha > 100, f"nothing drawn under {probe.probe_id}"
+            assert (r, g, b) == pytest.approx(COLOURS[colours[probe.expected_code]], abs=3), probe
+        page.screenshot(path=artifacts / "command-centre-tiles.png")
+        assert recorded.errors == []
+    finally:
+        _set_colours(engine, {})
+
+
+def _set_colours(engine: sa.Engine, colours: dict[str, str]) -> None:
+    """Give grids these colours in the shared city (none: remove the test's rows) and tell the
+    tile caches, as a layer refresh does."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM grid_colour WHERE reason = 'browser test'"))
+        for code, colour in colours.items():
+            conn.execute(sa.text(
+                """INSERT INTO grid_colour (code, level, colour, computed_colour, reason)
+                   VALUES (:code, 'small', :colour, :colour, 'browser test')
+                   ON CONFLICT (code) DO UPDATE SET colour = :colour, reason = 'browser test'"""),
+                {"code": code, "colour": colour})
+        version = conn.execute(sa.text(
+            "UPDATE layer_state SET layer_version = layer_version + 1 RETURNING layer_version"
+        )).scalar_one()
+        conn.execute(sa.text("SELECT pg_notify('layer_version', CAST(:v AS text))"),
+                     {"v": version})
+    time.sleep(1.0)  # the tile service follows NOTIFY within a moment
 
 
 def test_the_pages_gcj02_shift_matches_the_servers(chromium: Browser, live_server: LiveServer,
