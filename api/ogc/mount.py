@@ -86,6 +86,20 @@ def _refusal(request: Request, exc: MinqingError) -> JSONResponse:
                         status_code=exc.http_status)
 
 
+def _with_request_id(body: bytes | str, request_id: str) -> bytes | str:
+    """pygeoapi's JSON exception (code, description) with the request id and message every
+    error answer of the service carries; an HTML error page is left as it is."""
+    try:
+        exception = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(exception, dict) or "description" not in exception:
+        return body
+    exception.setdefault("message", exception["description"])
+    exception["request_id"] = request_id
+    return json.dumps(exception, ensure_ascii=False)
+
+
 class OgcMount:
     """The ``/ogc`` ASGI app; answers 503 until the lifespan has built the API object."""
 
@@ -137,6 +151,8 @@ class OgcMount:
         if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
             log.error("pygeoapi answered %s for %s", status, request.url.path)
         body = content if isinstance(content, bytes | str) else str(content)
+        if status >= HTTPStatus.BAD_REQUEST:
+            body = _with_request_id(body, getattr(request.state, "request_id", ""))
         response = Response(body, status_code=status)
         response.headers.update(headers)
         return response
