@@ -100,6 +100,17 @@ def _with_request_id(body: bytes | str, request_id: str) -> bytes | str:
     return json.dumps(exception, ensure_ascii=False)
 
 
+async def _route_error(request: Request, exc: Exception) -> JSONResponse:
+    """No such OGC path, or a method the read-only API does not take, as an OGC exception."""
+    status = int(getattr(exc, "status_code", 404))
+    what = (f"{request.method} is not allowed here: the OGC API is read-only"
+            if status == HTTPStatus.METHOD_NOT_ALLOWED else f"no OGC resource {request.url.path}")
+    code = "OperationNotSupported" if status == HTTPStatus.METHOD_NOT_ALLOWED else "NotFound"
+    return JSONResponse({"code": code, "description": what, "message": what,
+                         "request_id": getattr(request.state, "request_id", "")},
+                        status_code=status)
+
+
 class OgcMount:
     """The ``/ogc`` ASGI app; answers 503 until the lifespan has built the API object."""
 
@@ -120,7 +131,7 @@ class OgcMount:
             Route("/collections/{collection_id}/items", self._items),
             Route("/collections/{collection_id}/items/{item_id}", self._item),
             Mount("/static", StaticFiles(directory=static)),
-        ])
+        ], exception_handlers={404: _route_error, 405: _route_error})
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Hand the call to the routes (the root without its slash is the landing page)."""
