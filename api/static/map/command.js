@@ -19,25 +19,13 @@
     });
   }
 
-  /* The red/yellow/blue counts in a summary answer: the small-grid ones of the chosen district
-     when the answer has several (per district or per level), else the first found. */
+  /* The small-grid red/yellow/blue counts of a /api/v1/layers/summary answer: the city's totals,
+     or the chosen district's. */
   function pickCounts(body, district) {
-    var found = [];
-    (function visit(node, path) {
-      if (!node || typeof node !== 'object') { return; }
-      if (['red', 'yellow', 'blue'].every(function (k) { return typeof node[k] === 'number'; })) {
-        var rank = 0;
-        if (node.level === 'small' || /small/.test(path)) { rank += 2; }
-        var code = node.district_code || (node.district && node.district.code) || node.district;
-        if (district && code === district) { rank += 4; }
-        if (!district && (code === undefined || code === null || code === '')) { rank += 1; }
-        found.push({ rank: rank, counts: node });
-        return;
-      }
-      Object.keys(node).forEach(function (key) { visit(node[key], path + '/' + key); });
-    })(body, '');
-    found.sort(function (a, b) { return b.rank - a.rank; });
-    return found.length ? found[0].counts : null;
+    if (!body) { return null; }
+    if (!district) { return body.totals ? body.totals.small : null; }
+    var found = (body.districts || []).filter(function (d) { return d.code === district; })[0];
+    return found && found.levels ? found.levels.small : null;
   }
 
   function listOf(body, keys) {
@@ -317,7 +305,7 @@
       var small = answer && answer.small;
       var name = c.name || (small && small.code === code ? small.name : null);
       var kind = c.kind || (small && small.code === code ? small.kind : null);
-      var worker = workerText(c.gridworker) ||
+      var worker = (c.gridworkers || []).map(workerText).filter(Boolean).join('，') ||
         (answer && answer.small.code === code ? workerText(answer.gridworker) : null);
       var parents = answer && answer.small.code === code ?
         answer.medium.name + '，' + answer.large.name :
