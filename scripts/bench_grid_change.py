@@ -6,9 +6,10 @@ Uses its own database (``minqing_bench``) on the embedded cluster (or MINQING_DB
 synthetic Lanzhou plus N events drawn like real ones (a fifth of them open). It reshapes
 ``pairs`` pairs of neighbouring small grids (20 grids), timing each step of the change:
 check, impact preview, store, commit (re-routing the open events that change owner), and the
-roll-back that restores the city. The commit is timed with the colour recompute that the API
-and CLI run in the same transaction (`layers.grid_changes`). For comparison, in the same run:
-owners of every event from scratch, by a PostGIS join and by the in-process router.
+roll-back that restores the city. The commit is timed with the recolouring of the touched
+grids that the API and CLI run in the same transaction (`layers.grid_changes`). For comparison,
+in the same run: owners of every event from scratch, by a PostGIS join and by the in-process
+router.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from gis.grid_change_proposal import current_version, grids_from_geojson, propos
 from gis.grid_import import GRID_COLUMNS, current_grids
 from gis.grid_snapshot import load_snapshot
 from gis.store import create_engine, migrate, resolve_database, start_database
+from layers.grid_changes import recolour_version
 from layers.refresh import refresh_all
 
 BENCH_DB = "minqing_bench"
@@ -159,11 +161,12 @@ def main() -> None:
     with engine.begin() as conn:  # what layers.grid_changes.commit_and_recolour does, in steps
         result = timed("commit (version + re-route)",
                        lambda: commit_change(conn, change_id, author="bench"), figures)
-        timed("recolour (refresh_all)", lambda: refresh_all(conn), figures)
+        timed("recolour (touched grids)", lambda: recolour_version(conn, result.version),
+              figures)
     with engine.begin() as conn:
-        timed("roll back", lambda: rollback_change(conn, change_id, author="bench",
-                                                   reason="bench restore"), figures)
-        refresh_all(conn)
+        undone = timed("roll back", lambda: rollback_change(conn, change_id, author="bench",
+                                                            reason="bench restore"), figures)
+        recolour_version(conn, undone.version)
     with engine.connect() as conn:
         timed("baseline: every event's owner by PostGIS", lambda: conn.execute(sa.text(
             """SELECT count(*) FROM event e JOIN grid g ON g.version_high IS NULL

@@ -325,6 +325,12 @@ def test_split_merge_and_carve_out_keep_the_tiling(city: City) -> None:
     assert done.status_code == 200, done.text
     assert city.count("SELECT count(*) FROM grid_current WHERE level = 'small'") == \
         small_before + 1
+    # The commit recoloured what it touched: the retired grid left the layer, the new ones came.
+    assert city.count(f"SELECT count(*) FROM grid_colour WHERE code = '{a.code}'") == 0
+    assert city.count("SELECT count(*) FROM grid_colour WHERE code IN "
+                      f"('{code_1}', '{code_2}')") == 2
+    assert city.count("SELECT count(*) FROM grid_colour") == \
+        city.count("SELECT count(*) FROM grid_current")
 
     merge = _propose(city, [_feature(a, shapely.union(west, east), code=code_1, name="合并")],
                      retire=[code_2])
