@@ -32,7 +32,7 @@ def rollback_and_recolour(conn: Connection, change_id: int, *, author: str,
 
 def recolour_version(conn: Connection, version: int) -> RefreshResult:
     """Recompute the colours of the grids grid ``version`` opened or closed, and their parents."""
-    codes = list(conn.execute(sa.text(
+    codes: list[str] = list(conn.execute(sa.text(
         """SELECT DISTINCT code FROM grid WHERE version_low = :v OR version_high = :v"""),
         {"v": version}).scalars())
     conn.execute(sa.text(
@@ -40,7 +40,7 @@ def recolour_version(conn: Connection, version: int) -> RefreshResult:
                          WHERE NOT EXISTS (SELECT 1 FROM grid_current g WHERE g.code = c)),
                 colour AS (DELETE FROM grid_colour WHERE code IN (SELECT c FROM gone))
            DELETE FROM grid_heat WHERE code IN (SELECT c FROM gone)"""), {"codes": codes})
-    current = set(conn.execute(sa.text(
+    current: set[str] = set(conn.execute(sa.text(
         "SELECT code FROM grid_current WHERE code = ANY(:codes)"), {"codes": codes}).scalars())
     # A retired grid's parent still changes colour: name it by its own (shorter) code.
     wanted = current | {c[:-3] for c in codes if c not in current and len(c) > 9}
