@@ -201,7 +201,7 @@ def test_empty_tile_is_204(client: TestClient) -> None:
     ("/tiles/small/1/0/0.pbf?at=2026-02-30", 400, "YYYY-MM-DD"),
     ("/tiles/roads.json", 404, "large, medium, small, heat"),
     ("/tiles/small/1/0/0.pbf?category=环境卫生", 400, "heat layer only"),
-    ("/tiles/heat/1/0/0.pbf?category=" + "长" * 17, 400, "event category"),
+    ("/tiles/heat/1/0/0.pbf?category=" + "长" * 17, 400, "unknown category"),
 ])
 def test_bad_tile_addresses_are_4xx_with_a_message(client: TestClient, path: str, status: int,
                                                    words: str) -> None:
