@@ -31,13 +31,12 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from api.settings import Settings
+from bench_city import bench_city
+
 from gis.coords import wgs84_to_gcj02
 from gis.events.csv_import import FIELDS, import_csv
 from gis.events.ingest import ingest_events
-from gis.fixture_load import ensure_fixture_files, load_fixtures
 from gis.grid_snapshot import load_snapshot
-from gis.store import create_engine, migrate, resolve_database, start_database
 
 BENCH_DB = "minqing_bench_events"
 BEIJING = dt.timezone(dt.timedelta(hours=8))
@@ -47,20 +46,7 @@ BATCH_COLUMNS = [c for c in FIELDS if c != "grid_code"]
 
 def bench_engine() -> tuple[sa.Engine, Path]:
     """The benchmark database with the city's grids (no events) and the fixture folder."""
-    settings = Settings()
-    database = resolve_database(settings.db)
-    start_database(database, settings.db.name)
-    if database.cluster is not None:
-        database.cluster.drop_database(BENCH_DB)
-        database.cluster.ensure_database(BENCH_DB)
-        database = type(database)(url=database.cluster.url(BENCH_DB), cluster=database.cluster)
-    engine = create_engine(database)
-    migrate(engine)
-    fx = settings.fixtures
-    ensure_fixture_files(fx.dir, fx.seed, fx.events)
-    with engine.begin() as conn:
-        load_fixtures(conn, fx.dir, events=False)
-    return engine, fx.dir
+    return bench_city(BENCH_DB, fresh=True, events=False)
 
 
 def synthetic_chunks(fixture_dir: Path, n: int, chunk: int, seed: int, tag: str

@@ -28,14 +28,13 @@ from shapely.geometry import mapping
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from api.settings import Settings
-from gis.fixture_load import ensure_fixture_files, load_fixtures
+from bench_city import bench_city
+
 from gis.grid_change_commit import commit_change, rollback_change, store_proposal
 from gis.grid_change_impact import preview
 from gis.grid_change_proposal import current_version, grids_from_geojson, propose_state
 from gis.grid_import import GRID_COLUMNS, current_grids
 from gis.grid_snapshot import load_snapshot
-from gis.store import create_engine, migrate, resolve_database, start_database
 from layers.grid_changes import recolour_version
 from layers.refresh import refresh_all
 
@@ -44,19 +43,7 @@ BENCH_DB = "minqing_bench"
 
 def bench_engine() -> sa.Engine:
     """The benchmark database, migrated and loaded with the synthetic Lanzhou."""
-    settings = Settings()
-    database = resolve_database(settings.db)
-    start_database(database, settings.db.name)
-    if database.cluster is not None:
-        database.cluster.ensure_database(BENCH_DB)
-        database = type(database)(url=database.cluster.url(BENCH_DB), cluster=database.cluster)
-    engine = create_engine(database)
-    migrate(engine)
-    fx = settings.fixtures
-    ensure_fixture_files(fx.dir, fx.seed, fx.events)
-    with engine.begin() as conn:
-        load_fixtures(conn, fx.dir)
-    return engine
+    return bench_city(BENCH_DB)[0]
 
 
 def fill_events(engine: sa.Engine, n: int, seed: int) -> None:

@@ -29,9 +29,9 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_city import bench_city
+
 from api.settings import Settings
-from gis.fixture_load import ensure_fixture_files, load_fixtures
-from gis.store import create_engine, migrate, resolve_database, start_database
 from layers.refresh import refresh_all, refresh_grids
 from layers.rules import load_rules
 
@@ -42,19 +42,7 @@ COLUMNS = ("source", "source_id", "category", "severity", "status", "reported_at
 
 def bench_engine() -> sa.Engine:
     """The benchmark database, migrated and loaded with the synthetic Lanzhou."""
-    settings = Settings()
-    database = resolve_database(settings.db)
-    start_database(database, settings.db.name)
-    if database.cluster is not None:
-        database.cluster.ensure_database(BENCH_DB)
-        database = type(database)(url=database.cluster.url(BENCH_DB), cluster=database.cluster)
-    engine = create_engine(database)
-    migrate(engine)
-    fx = settings.fixtures
-    ensure_fixture_files(fx.dir, fx.seed, fx.events)
-    with engine.begin() as conn:
-        load_fixtures(conn, fx.dir)
-    return engine
+    return bench_city(BENCH_DB)[0]
 
 
 def fixture_rows() -> list[dict[str, Any]]:
