@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,24 +42,31 @@ class RaisedWarning:
     p_value: float
 
 
-def evaluate_warnings(conn: Connection, rules: LayerRules, now: dt.datetime,
-                      codes: list[str] | None) -> list[RaisedWarning]:
-    """Raise (or update) today's warnings for the given small grids (None: all)."""
+def warning_candidates(rules: LayerRules, now: dt.datetime, codes: list[str] | None
+                       ) -> tuple[str, dict[str, Any]]:
+    """The statement (and its parameters) finding today's candidates (codes None: all grids)."""
     rule = rules.warnings
     day_start = now - dt.timedelta(days=1)
-    rows = conn.execute(sa.text(sql_file("warning_candidates.sql").format(
-        grids=grid_filter(codes), events=event_filter(codes))), {
+    return sql_file("warning_candidates.sql").format(
+        grids=grid_filter(codes), events=event_filter(codes)), {
         "now": now, "day_start": day_start,
         "baseline_start": day_start - dt.timedelta(days=rule.baseline_days),
         "baseline_days": rule.baseline_days, "min_events": rule.min_events,
-        "floor_per_day": rule.floor_per_day, "codes": codes or []}).all()
+        "floor_per_day": rule.floor_per_day, "codes": codes or []}
+
+
+def raise_warnings(conn: Connection, rules: LayerRules, now: dt.datetime,
+                   candidates: Sequence[Any]) -> list[RaisedWarning]:
+    """Store the candidates (code, category, observed, baseline_events) whose tail is small."""
+    rule = rules.warnings
+    day_start = now - dt.timedelta(days=1)
     raised = []
-    for row in rows:
-        expected = max(row.baseline_events / rule.baseline_days, rule.floor_per_day)
-        p = poisson_tail(int(row.observed), expected)
+    for code, category, observed, baseline_events in candidates:
+        expected = max(baseline_events / rule.baseline_days, rule.floor_per_day)
+        p = poisson_tail(int(observed), expected)
         if p < rule.p_value:
-            raised.append(RaisedWarning(row.code, row.category, int(row.observed),
-                                  int(row.baseline_events), expected, p))
+            raised.append(RaisedWarning(code, category, int(observed), int(baseline_events),
+                                        expected, p))
     if raised:
         conn.execute(sa.text(
             """INSERT INTO layer_warning (code, category, window_start, window_end, warn_day,
