@@ -52,6 +52,8 @@ def test_the_phone_page_at_a_probe_shows_its_grid(chromium: Browser, live_server
     assert page.is_hidden("#mq-ambiguous")
     assert page.evaluate("minqing.gridDrawn") == probe.expected_code
     assert page.is_enabled("#mq-report-send")
+    # Leaflet marks the map with leaflet-zoom-anim while it flies to the grid.
+    page.wait_for_function("!document.querySelector('.leaflet-zoom-anim')")
     page.screenshot(path=artifacts / "locate-phone.png", full_page=True)
     hosts = {r.split("/")[2] for r in recorded.requests if r.startswith("http")}
     assert hosts == {f"127.0.0.1:{live_server.port}"}
