@@ -135,12 +135,13 @@ def _finish(conn: Connection, result: RefreshResult) -> RefreshResult:
         """UPDATE layer_state SET layer_version = layer_version + :bump,
                   rules_version = :rules_version, computed_as_of = :as_of,
                   updated_at = CASE WHEN :bump = 1 THEN now() ELSE updated_at END
-           WHERE id = 1 RETURNING layer_version"""),
+           WHERE id = 1
+           RETURNING layer_version,
+                     CASE WHEN :bump = 1 THEN pg_notify('layer_version', layer_version::text)
+                     END"""),
         {"bump": int(result.changed), "rules_version": result.rules_version,
-         "as_of": result.as_of}).scalar_one()
-    result.layer_version = int(version)
-    if result.changed:
-        conn.execute(sa.text("SELECT pg_notify('layer_version', :v)"), {"v": str(version)})
+         "as_of": result.as_of}).first()
+    result.layer_version = int(version[0])
     return result
 
 
@@ -176,6 +177,7 @@ def _run(conn: Connection, rules: LayerRules, now: dt.datetime, small: list[str]
 
 def _lock_and_state(conn: Connection) -> tuple[str, dt.datetime | None]:
     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": REFRESH_LOCK})
+    # A statement of its own: its snapshot is taken after the lock is held.
     row = conn.execute(sa.text(
         "SELECT rules_version, computed_as_of FROM layer_state WHERE id = 1")).one()
     return str(row.rules_version), row.computed_as_of
