@@ -7,7 +7,9 @@ post event batches (and single events) with the ingest role's token in a loop an
 503 with the same body after the Retry-After it names. PostgreSQL is stopped twice:
 1. while every client's transaction is open (the test holds the boundary-commit lock the ingest
    waits on, as a boundary commit would), kept down 2 s, then started;
-2. stopped and started at once under load, wherever the clients happen to be.
+2. stopped and started at once under load, wherever the clients happen to be;
+3. while every client is in COMMIT (held by a synchronous standby that never comes): the first
+   body is committed but not answered, so the 503 says it may be stored, and the retry finds it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from test_crash_restart import _free_port, _serve
 
+from api.routes.events import COMMIT_LOST
 from api.settings import Settings
 from gis.auth import issue_token
 from gis.grid_change_commit import _CHANGE_LOCK as BOUNDARY_LOCK
@@ -93,7 +96,11 @@ def city(tmp_path_factory: pytest.TempPathFactory, database: Database, engine: s
     finally:
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
-            process.wait(timeout=60)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # requests still hang in a failed run
+                process.kill()
+                process.wait(timeout=10)
         cluster.stop()
         shutil.rmtree(cluster.pgdata.parent, ignore_errors=True)
 
@@ -199,6 +206,15 @@ def _waiting_on_the_lock(engine: sa.Engine) -> int:
             {"k": BOUNDARY_LOCK}).scalar_one())
 
 
+def _in_commit(engine: sa.Engine) -> tuple[int, int]:
+    """Sessions running COMMIT, and those of them waiting for the synchronous standby."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.text(
+            """SELECT count(*), count(*) FILTER (WHERE wait_event = 'SyncRep')
+               FROM pg_stat_activity WHERE state = 'active' AND query = 'COMMIT'""")).one()
+    return int(row[0]), int(row[1])
+
+
 def _readyz(base: str) -> httpx.Response:
     return httpx.get(f"{base}/readyz", timeout=10)
 
@@ -256,6 +272,27 @@ def test_postgres_restarted_during_ingest_loses_and_doubles_nothing(city: City) 
         city.cluster.start()
         restart_s = time.monotonic() - restart_at
         _accepted_more(clients, 3)
+
+        # 3. Stopped while every client is in COMMIT, held there by a synchronous standby that
+        #    never comes: the first body is committed, yet no answer can say so.
+        with city.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as admin:
+            admin.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": BOUNDARY_LOCK})
+            _wait(lambda: _waiting_on_the_lock(city.engine) == CLIENTS, 30,
+                  "every client blocked in its transaction")
+            in_hand = [len(c.sent) - 1 for c in clients]  # the body each one has in hand
+            admin.execute(sa.text("ALTER SYSTEM SET synchronous_standby_names = 'nobody'"))
+            admin.execute(sa.text("SELECT pg_reload_conf()"))
+            time.sleep(0.5)  # the checkpointer reads it; the blocked clients before COMMIT
+            admin.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": BOUNDARY_LOCK})
+            _wait(lambda: _in_commit(city.engine)[0] == CLIENTS, 30,
+                  "every client in COMMIT")
+            # The first to COMMIT holds the NOTIFY queue lock while it waits for the standby,
+            # so the others queue behind it, not yet committed.
+            committed = _in_commit(city.engine)[1]
+            admin.execute(sa.text("ALTER SYSTEM RESET synchronous_standby_names"))
+        city.cluster.stop()
+        city.cluster.start()
+        _accepted_more(clients, 3)
     finally:
         stop.set()
         for thread in threads:
@@ -272,6 +309,16 @@ def test_postgres_restarted_during_ingest_loses_and_doubles_nothing(city: City) 
     mid_transaction = "the database is unavailable; nothing was changed, retry shortly"
     assert all(c.unavailable[mid_transaction] >= 1 for c in clients), [
         c.unavailable for c in clients]
+
+    # Each body cut in COMMIT got the 503 saying it may be stored; the one committed (waiting
+    # for the standby) was stored, and its retry found it; the ones queued behind were not.
+    found = 0
+    for client, number in zip(clients, in_hand, strict=True):
+        assert client.unavailable[COMMIT_LOST] == 1, client.unavailable
+        cut = client.sent[number]
+        assert cut.tries == 2, (client.name, cut.tries)
+        found += {o["result"] for o in _rows_outcomes(cut)} == {"already had it"}
+    assert committed == 1 and found == committed
 
     expected: dict[str, int] = {}  # source_id -> the id its accepting answer gave
     for client in clients:
@@ -303,8 +350,10 @@ def test_postgres_restarted_during_ingest_loses_and_doubles_nothing(city: City) 
     assert (again["created"], again["already_had"]) == (0, BATCH)
 
     retried = sum(1 for c in clients for sent in c.sent if sent.tries > 1)
+    third_503s = sum(c.unavailable[COMMIT_LOST] for c in clients)
     print(f"\nrestart: {sent_events} events in {[len(c.sent) for c in clients]} bodies "
           f"({retried} retried); stop 1: down {outage_s:.1f} s, ready {ready_after_s:.1f} s "
           f"after the stop, {first_503s} answered 503; restart 2: {restart_s:.1f} s, "
-          f"{_answered_503(clients) - first_503s} answered 503; messages "
+          f"{_answered_503(clients) - first_503s - third_503s} answered 503; stop 3 in "
+          f"COMMIT: {third_503s} answered 503; messages "
           f"{dict(sum((c.unavailable for c in clients), Counter()))}")
