@@ -4,7 +4,7 @@
 temporary folder), so stopping PostgreSQL never touches the shared test cluster, its session
 engine or the in-process app whose listener would flip to degraded under other tests. Clients
 post event batches (and single events) with the ingest role's token in a loop and retry every
-503 with the same body after the Retry-After it names. PostgreSQL is stopped twice:
+503 with the same body after the Retry-After it names. PostgreSQL is stopped three times:
 1. while every client's transaction is open (the test holds the boundary-commit lock the ingest
    waits on, as a boundary commit would), kept down 2 s, then started;
 2. stopped and started at once under load, wherever the clients happen to be;
