@@ -94,15 +94,17 @@ def city(tmp_path_factory: pytest.TempPathFactory, database: Database, engine: s
         yield City(cluster, own, token, f"http://127.0.0.1:{port}", log)
         own.dispose()
     finally:
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:  # requests still hang in a failed run
-                process.kill()
-                process.wait(timeout=10)
-        cluster.stop()
-        shutil.rmtree(cluster.pgdata.parent, ignore_errors=True)
+        try:
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:  # requests still hang in a failed run
+                    process.kill()
+                    process.wait(timeout=10)
+        finally:
+            cluster.stop()
+            shutil.rmtree(cluster.pgdata.parent, ignore_errors=True)
 
 
 def _event(prefix: str, i: int) -> dict[str, Any]:
