@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from api.auth import require_roles
 from api.event_params import event_filter
 from gis.auth import CHANGES_EVENT_STATUS, LISTS_EVENTS, POSTS_EVENTS, Caller, Role
-from gis.errors import BadRequest, InvalidInput, TooLarge
+from gis.errors import BadRequest, InvalidInput, TooLarge, Unavailable
 from gis.events.ingest import CREATED, REJECTED, IngestResult, StaleGridVersion
 from gis.events.ingest import ingest_events as store_events
 from gis.events.model import rows_from_geojson
@@ -37,6 +39,29 @@ ChangerDep = Annotated[Caller, require_roles(*CHANGES_EVENT_STATUS)]
 FilterDep = Annotated[EventFilter, Depends(event_filter)]
 
 
+COMMIT_LOST = ("the database is unavailable: the connection was lost while committing, so "
+               "this may have been stored; send the same request again (events already stored "
+               "are answered 'already had it')")
+
+
+def _store(request: Request, snapshot: GridSnapshot, rows: list[Any], only: str | None
+           ) -> IngestResult:
+    """One transaction; a connection lost in COMMIT may have stored it, and the answer says so."""
+    committing = False
+    try:
+        with request.app.state.engine.begin() as conn:
+            result = store_events(conn, snapshot, rows, only_source=only)
+            committing = True
+    except (OperationalError, InterfaceError) as error:
+        if not committing:
+            raise  # nothing was stored: the generic 503
+        log.error(json.dumps({"request_id": getattr(request.state, "request_id", None),
+                              "event": "commit_outcome_unknown", "rows": len(rows),
+                              "error": type(error).__name__, "detail": str(error)[:500]}))
+        raise Unavailable(COMMIT_LOST) from error
+    return result
+
+
 def _ingest(request: Request, caller: Caller, rows: list[Any]) -> IngestResult:
     """Store in one transaction (rebuilding a stale router once), then refresh the layers."""
     holder = request.app.state.snapshots
@@ -44,8 +69,7 @@ def _ingest(request: Request, caller: Caller, rows: list[Any]) -> IngestResult:
     for attempt in (1, 2):
         snapshot: GridSnapshot = holder.get()
         try:
-            with request.app.state.engine.begin() as conn:
-                result = store_events(conn, snapshot, rows, only_source=only)
+            result = _store(request, snapshot, rows, only)
             break
         except StaleGridVersion:
             if attempt == 2:
