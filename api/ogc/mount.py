@@ -22,7 +22,9 @@ import pygeoapi.api.itemtypes as itemtypes_api
 import pygeoapi.api.processes as processes_api
 import pygeoapi.api.tiles as tiles_api
 from pygeoapi.api import API, APIRequest
+from pygeoapi.formats import F_JSON
 from pygeoapi.openapi import get_oas
+from pygeoapi.util import get_dataset_formatters
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -32,6 +34,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from api.ogc.config import build_config, city_extent, config_dir, write_documents
+from api.ogc.geojson import geometry_text_passed_on, install_fast_json
 from api.ogc.guard import check_items_request
 from api.settings import Settings
 from gis.errors import MinqingError
@@ -54,6 +57,7 @@ def build_api(settings: Settings, database: Database, engine: Engine) -> API:
             provider["data"] = database.display_url()
     write_documents(config_dir(settings), shown, openapi)
     api = API(config, openapi)
+    install_fast_json()
     # pygeoapi logs every refused request as an error with a traceback; this mount and the
     # request log report what matters (5xx with the request id).
     logging.getLogger("pygeoapi").setLevel(logging.CRITICAL)
@@ -76,6 +80,20 @@ def conformance(api: API, request: APIRequest) -> tuple[dict[str, str], int, Any
         return headers, status, content
     classes = (set(json.loads(content)["conformsTo"]) - NOT_SERVED) | ALSO_SERVED
     return headers, status, json.dumps({"conformsTo": sorted(classes)})
+
+
+def collection_items(api: API, request: APIRequest,
+                     dataset: str) -> tuple[dict[str, str], int, Any]:
+    """pygeoapi's items answer; a GeoJSON one carries PostGIS's geometry text unparsed."""
+    resource = api.config["resources"].get(dataset)
+    answer_format = None
+    if resource is not None:
+        # As pygeoapi decides it: f=, else Accept among its formats and the dataset's own.
+        extra = {v.f: v.mimetype for v in get_dataset_formatters(resource).values()}
+        answer_format = request._get_format(request.get_request_headers(request.headers),
+                                            extra)
+    with geometry_text_passed_on(answer_format in (None, F_JSON)):
+        return itemtypes_api.get_collection_items(api, request, dataset)
 
 
 def _refusal(request: Request, exc: MinqingError) -> JSONResponse:
@@ -200,7 +218,7 @@ class OgcMount:
             check_items_request(request.query_params)
         except MinqingError as exc:
             return _refusal(request, exc)
-        return await self._run(request, itemtypes_api.get_collection_items,
+        return await self._run(request, collection_items,
                                request.path_params["collection_id"], check_format=False)
 
     async def _item(self, request: Request) -> Response:
