@@ -39,6 +39,7 @@ def _walk(node: Any) -> list[Any]:
     return found
 
 
+_GEOMETRY = "page_geometry"  # the geometry column of a page's subquery
 BEIJING = dt.timezone(dt.timedelta(hours=8))
 AT_PARAMETER = "at"
 
@@ -150,12 +151,12 @@ class GridProvider(PostgreSQLProvider):
                                     "numberReturned": 0}
         names = [n for n in (select_properties or self.fields) if n in model.__table__.columns]
         transform = get_transform_from_spec(crs_transform_spec)
-        columns = [getattr(model, self.id_field), *(getattr(model, n) for n in names)]
+        page = self._page(where, names, list(sortby or []), offset, limit, skip_geometry)
+        columns = [page.c[self.id_field], *(page.c[n] for n in names)]
         if not skip_geometry:
-            geom = getattr(model, self.geom)
             # Another output CRS goes through pygeoapi's own transform (shapely, PROJ).
-            columns.append(geom if transform is not None
-                           else func.ST_AsGeoJSON(geom, COORDINATE_DECIMALS))
+            columns.append(page.c[_GEOMETRY] if transform is not None
+                           else func.ST_AsGeoJSON(page.c[_GEOMETRY], COORDINATE_DECIMALS))
         try:
             with self._engine.connect() as conn:
                 if self.count or resulttype == "hits":
@@ -163,10 +164,8 @@ class GridProvider(PostgreSQLProvider):
                         select(func.count()).select_from(model).where(where)).scalar_one()
                 if resulttype == "hits":
                     return response
-                rows = conn.execute(
-                    select(*columns).where(where)
-                    .order_by(*self._get_order_by_clauses(sortby or [], model))
-                    .offset(offset).limit(limit)).all()
+                rows = conn.execute(select(*columns).order_by(
+                    *self._order(sortby or [], page.c))).all()
         except (DataError, ProgrammingError, InternalError) as exc:
             log.info("OGC query refused by the database: %s", exc.orig)
             raise ProviderInvalidQueryError(
@@ -177,6 +176,24 @@ class GridProvider(PostgreSQLProvider):
                                 for row in rows]
         response["numberReturned"] = len(rows)
         return response
+
+    def _page(self, where: Any, names: list[str], sortby: list[dict[str, str]], offset: int,
+              limit: int, skip_geometry: bool) -> Any:
+        """The page's rows, cut before any geometry is printed: PostgreSQL computes the
+        select list of every row OFFSET skips (at offset 3000, ST_AsGeoJSON of 3000 grids)."""
+        model = self.table_model
+        wanted = dict.fromkeys([self.id_field, *names, *(s["property"] for s in sortby)])
+        columns = [getattr(model, name) for name in wanted]
+        if not skip_geometry:
+            columns.append(getattr(model, self.geom).label(_GEOMETRY))
+        return (select(*columns).where(where).order_by(*self._order(sortby, model.__table__.c))
+                .offset(offset).limit(limit).subquery("page"))
+
+    def _order(self, sortby: list[dict[str, str]], columns: Any) -> list[Any]:
+        # The id last breaks ties, so that pages sorted on a repeated value never overlap.
+        order = [columns[s["property"]].desc() if s["order"] == "-"
+                 else columns[s["property"]].asc() for s in sortby]
+        return [*order, columns[self.id_field].asc()]
 
     @staticmethod
     def _row_feature(row: Any, names: list[str], skip_geometry: bool,

@@ -415,3 +415,17 @@ def test_html_csv_and_jsonld_answers_are_built_from_the_same_features(client: An
     assert html.status_code == 200
     coordinate = geojson[0]["geometry"]["coordinates"][0][0][0]
     assert f"{coordinate[0]}" in html.text  # the page's map draws the same numbers
+
+
+def test_pages_sorted_on_a_repeated_value_cover_every_grid_once(client: Any) -> None:
+    codes: list[str] = []
+    kinds: list[str] = []
+    for offset in range(0, 7507, 2000):
+        page = client.get("/ogc/collections/grids-small/items", params={
+            "sortby": "-kind", "limit": 2000, "offset": offset, "skipGeometry": "true",
+            "properties": "kind"}).json()
+        codes.extend(f["id"] for f in page["features"])
+        kinds.extend(f["properties"]["kind"] for f in page["features"])
+    assert len(codes) == len(set(codes)) == 7507
+    assert kinds == sorted(kinds, reverse=True)
+    assert [k for k in dict.fromkeys(kinds)] == ["urban", "rural", "dedicated"]
