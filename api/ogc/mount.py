@@ -258,16 +258,21 @@ class OgcMount:
             layer = tileset_layer(collection_id, tile_matrix_set)
         except MinqingError as exc:
             return _refusal(request, exc)
-        if request.query_params.get("f") == "tilejson" and self.api is not None:
+        service = getattr(self._app_state, "tiles", None)
+        if request.query_params.get("f") == "tilejson" and self.api and service:
             # pygeoapi's MVT-proxy has no TileJSON of its own: the one /tiles gives.
-            return JSONResponse(ogc_tilejson(self._app_state.tiles,
+            return JSONResponse(ogc_tilejson(service,
                                              self.api.get_collections_url(), collection_id,
                                              layer))
         return await self._run(request, tiles_api.get_collection_tiles_metadata,
                                collection_id, tile_matrix_set)
 
     async def _tile(self, request: Request) -> Response:
+        service = getattr(self._app_state, "tiles", None)
+        if service is None:
+            return JSONResponse({"error": "unavailable", "message": "tiles are starting"},
+                                status_code=503, headers={"Retry-After": "1"})
         try:
-            return await ogc_tile(request, self._app_state.tiles)
+            return await ogc_tile(request, service)
         except MinqingError as exc:
             return _refusal(request, exc)
