@@ -81,6 +81,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(grid_geometry.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(tiles.router)
-    ogc = OgcMount()
+    ogc = OgcMount(app.state)
     app.mount("/ogc", ogc)
     return app

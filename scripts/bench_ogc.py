@@ -34,12 +34,15 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_locate_http import free_port, start_service  # noqa: E402
 
-# The page is cut first, then encoded: the JSON of skipped rows is never built.
+from api.ogc.geojson import COORDINATE_DECIMALS  # noqa: E402
+
+# The page is cut first, then encoded: the JSON of skipped rows is never built. Coordinates
+# have the decimals /ogc serves.
 BASELINE_SQL = """
 SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(f), '[]'),
                          'numberReturned', count(*))::text
 FROM (SELECT json_build_object('type', 'Feature', 'id', code,
-                               'geometry', ST_AsGeoJSON(geom, 15)::json,
+                               'geometry', ST_AsGeoJSON(geom, :decimals)::json,
                                'properties', to_jsonb(v) - 'geom') AS f
       FROM (SELECT * FROM ogc_grid_small ORDER BY code LIMIT :limit OFFSET :offset) v) s
 """
@@ -59,7 +62,8 @@ def baseline_app() -> object:
     @app.get("/items")
     def items(limit: int = 10, offset: int = 0) -> Response:
         with engine.connect() as conn:
-            body = conn.execute(sa.text(BASELINE_SQL), {"limit": limit, "offset": offset})
+            body = conn.execute(sa.text(BASELINE_SQL), {"limit": limit, "offset": offset,
+                                                      "decimals": COORDINATE_DECIMALS})
             return Response(body.scalar_one(), media_type="application/geo+json")
 
     return app

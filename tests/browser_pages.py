@@ -37,6 +37,7 @@ class Recorded:
     requests: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    answers: list[tuple[str, int]] = field(default_factory=list)  # (url, status)
 
 
 def read_probes(fixture_dir: Path) -> list[Probe]:
@@ -55,6 +56,8 @@ def open_page(browser: Browser, **context_options: Any) -> tuple[BrowserContext,
     page.on("request", lambda request: recorded.requests.append(request.url))
     page.on("requestfailed", lambda request: recorded.failed.append(request.url))
     page.on("pageerror", lambda error: recorded.errors.append(str(error)))
+    page.on("response", lambda response: recorded.answers.append((response.url,
+                                                                  response.status)))
     return context, page, recorded
 
 

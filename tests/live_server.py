@@ -31,9 +31,11 @@ class LiveServer:
 
 
 @contextmanager
-def serve_app(app: FastAPI, *, startup_timeout_s: float = 60) -> Iterator[LiveServer]:
-    """Serve ``app`` until the block ends; stops uvicorn cleanly (open streams included)."""
-    port = free_port()
+def serve_app(app: FastAPI, *, startup_timeout_s: float = 60,
+              port: int | None = None) -> Iterator[LiveServer]:
+    """Serve ``app`` until the block ends (on ``port`` if given, else a free one); stops
+    uvicorn cleanly (open streams included)."""
+    port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                             timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)

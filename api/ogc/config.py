@@ -12,6 +12,7 @@ import yaml
 from sqlalchemy.engine import Connection
 
 from api.ogc.settings import OgcSettings
+from api.ogc.tiles import TILE_LAYERS, tile_provider
 from api.settings import Settings
 from gis.store import Database
 
@@ -100,6 +101,7 @@ def _provider(view: str, database: Database, ogc: OgcSettings) -> dict[str, Any]
 def build_config(settings: Settings, database: Database, extent: list[float]) -> dict[str, Any]:
     """The whole pygeoapi configuration for this service."""
     ogc = settings.ogc
+    app_url = base_url(settings).removesuffix("/ogc")  # where /tiles is, beside /ogc
     resources = {
         c.id: {
             "type": "collection",
@@ -107,7 +109,9 @@ def build_config(settings: Settings, database: Database, extent: list[float]) ->
             "description": c.description,
             "keywords": list(c.keywords),
             "extents": {"spatial": {"bbox": extent, "crs": CRS84}},
-            "providers": [_provider(c.view, database, ogc)],
+            # Features first (pygeoapi's default provider), then the tileset.
+            "providers": [_provider(c.view, database, ogc),
+                          tile_provider(app_url, TILE_LAYERS[c.id])],
         }
         for c in COLLECTIONS
     }

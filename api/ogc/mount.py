@@ -22,7 +22,9 @@ import pygeoapi.api.itemtypes as itemtypes_api
 import pygeoapi.api.processes as processes_api
 import pygeoapi.api.tiles as tiles_api
 from pygeoapi.api import API, APIRequest
+from pygeoapi.formats import F_JSON
 from pygeoapi.openapi import get_oas
+from pygeoapi.util import get_dataset_formatters
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -32,12 +34,17 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from api.ogc.config import build_config, city_extent, config_dir, write_documents
+from api.ogc.geojson import geometry_text_passed_on, install_fast_json
 from api.ogc.guard import check_items_request
-from api.settings import Settings
+from api.ogc.templates import write_offline_templates
+from api.ogc.tiles import ogc_tile, ogc_tilejson, tileset_layer
+from api.settings import STATIC_DIR, Settings
 from gis.errors import MinqingError
 from gis.store import Database
 
 log = logging.getLogger(__name__)
+
+PYGEOAPI_STATIC = Path(pygeoapi.__file__).parent / "static"
 
 ApiCall = Callable[..., tuple[dict[str, str], int, Any]]
 
@@ -47,13 +54,22 @@ def build_api(settings: Settings, database: Database, engine: Engine) -> API:
     with engine.connect() as conn:
         extent = city_extent(conn)
     config = build_config(settings, database, extent)
+    # pygeoapi's pages with their CDN assets pointed at the app's own copies (offline).
+    config["server"]["templates"] = {
+        "path": str(write_offline_templates(config_dir(settings))),
+        "static": str(PYGEOAPI_STATIC)}
     openapi = get_oas(copy.deepcopy(config))
     shown = copy.deepcopy(config)
     for resource in shown["resources"].values():  # the written copy hides any password
         for provider in resource["providers"]:
-            provider["data"] = database.display_url()
+            if provider["type"] == "feature":
+                provider["data"] = database.display_url()
     write_documents(config_dir(settings), shown, openapi)
     api = API(config, openapi)
+    # pygeoapi's TileMatrixSets page passes its whole config where the template settings go
+    # (``render_j2_template(api.tpl_config, api.tpl_config, …)``): give it the folder there too.
+    api.tpl_config["path"] = config["server"]["templates"]["path"]
+    install_fast_json()
     # pygeoapi logs every refused request as an error with a traceback; this mount and the
     # request log report what matters (5xx with the request id).
     logging.getLogger("pygeoapi").setLevel(logging.CRITICAL)
@@ -78,9 +94,24 @@ def conformance(api: API, request: APIRequest) -> tuple[dict[str, str], int, Any
     return headers, status, json.dumps({"conformsTo": sorted(classes)})
 
 
+def collection_items(api: API, request: APIRequest,
+                     dataset: str) -> tuple[dict[str, str], int, Any]:
+    """pygeoapi's items answer; a GeoJSON one carries PostGIS's geometry text unparsed."""
+    resource = api.config["resources"].get(dataset)
+    answer_format = None
+    if resource is not None:
+        # As pygeoapi decides it: f=, else Accept among its formats and the dataset's own.
+        extra = {v.f: v.mimetype for v in get_dataset_formatters(resource).values()}
+        answer_format = request._get_format(request.get_request_headers(request.headers),
+                                            extra)
+    with geometry_text_passed_on(answer_format in (None, F_JSON)):
+        return itemtypes_api.get_collection_items(api, request, dataset)
+
+
 def _refusal(request: Request, exc: MinqingError) -> JSONResponse:
     """An OGC exception body (code, description) that also reads like the rest of the API."""
-    return JSONResponse({"code": "InvalidParameterValue", "type": "InvalidParameterValue",
+    code = "NotFound" if exc.http_status == HTTPStatus.NOT_FOUND else "InvalidParameterValue"
+    return JSONResponse({"code": code, "type": code,
                          "description": exc.message, **exc.to_dict(),
                          "request_id": getattr(request.state, "request_id", "")},
                         status_code=exc.http_status)
@@ -114,9 +145,9 @@ async def _route_error(request: Request, exc: Exception) -> JSONResponse:
 class OgcMount:
     """The ``/ogc`` ASGI app; answers 503 until the lifespan has built the API object."""
 
-    def __init__(self) -> None:
+    def __init__(self, app_state: Any = None) -> None:
         self.api: API | None = None
-        static = Path(pygeoapi.__file__).parent / "static"
+        self._app_state = app_state  # the service's app.state: its tile service
         self.app = Starlette(routes=[
             Route("/", self._landing),
             Route("/openapi", self._openapi),
@@ -130,7 +161,15 @@ class OgcMount:
             Route("/collections/{collection_id}/schema", self._schema),
             Route("/collections/{collection_id}/items", self._items),
             Route("/collections/{collection_id}/items/{item_id}", self._item),
-            Mount("/static", StaticFiles(directory=static)),
+            Route("/collections/{collection_id}/tiles", self._tilesets),
+            Route("/collections/{collection_id}/tiles/{tile_matrix_set}", self._tileset),
+            Route("/collections/{collection_id}/tiles/{tile_matrix_set}/metadata",
+                  self._tileset),
+            Route("/collections/{collection_id}/tiles/{tile_matrix_set}/{z}/{row}/{col}",
+                  self._tile),
+            Mount("/static", StaticFiles(directory=PYGEOAPI_STATIC)),
+            # The vendored scripts and styles the rewritten templates load (api/static/vendor).
+            Mount("/vendor", StaticFiles(directory=STATIC_DIR / "vendor")),
         ], exception_handlers={404: _route_error, 405: _route_error})
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -200,10 +239,40 @@ class OgcMount:
             check_items_request(request.query_params)
         except MinqingError as exc:
             return _refusal(request, exc)
-        return await self._run(request, itemtypes_api.get_collection_items,
+        return await self._run(request, collection_items,
                                request.path_params["collection_id"], check_format=False)
 
     async def _item(self, request: Request) -> Response:
         return await self._run(request, itemtypes_api.get_collection_item,
                                request.path_params["collection_id"],
                                request.path_params["item_id"])
+
+    async def _tilesets(self, request: Request) -> Response:
+        return await self._run(request, tiles_api.get_collection_tiles,
+                               request.path_params["collection_id"])
+
+    async def _tileset(self, request: Request) -> Response:
+        collection_id = request.path_params["collection_id"]
+        tile_matrix_set = request.path_params["tile_matrix_set"]
+        try:
+            layer = tileset_layer(collection_id, tile_matrix_set)
+        except MinqingError as exc:
+            return _refusal(request, exc)
+        service = getattr(self._app_state, "tiles", None)
+        if request.query_params.get("f") == "tilejson" and self.api and service:
+            # pygeoapi's MVT-proxy has no TileJSON of its own: the one /tiles gives.
+            return JSONResponse(ogc_tilejson(service,
+                                             self.api.get_collections_url(), collection_id,
+                                             layer))
+        return await self._run(request, tiles_api.get_collection_tiles_metadata,
+                               collection_id, tile_matrix_set)
+
+    async def _tile(self, request: Request) -> Response:
+        service = getattr(self._app_state, "tiles", None)
+        if service is None:
+            return JSONResponse({"error": "unavailable", "message": "tiles are starting"},
+                                status_code=503, headers={"Retry-After": "1"})
+        try:
+            return await ogc_tile(request, service)
+        except MinqingError as exc:
+            return _refusal(request, exc)

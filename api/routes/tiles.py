@@ -13,7 +13,14 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from tiles.address import LAYERS, check_layer, parse_address, parse_date, parse_district
+from tiles.address import (
+    LAYERS,
+    TileAddress,
+    check_layer,
+    parse_address,
+    parse_date,
+    parse_district,
+)
 from tiles.layer_version import LayerVersionFollower
 from tiles.service import TileService
 from tiles.settings import TileSettings
@@ -68,11 +75,17 @@ async def tile(request: Request, layer: str, z: str, x: str, y: str,
     """MVT of one tile; layer is large, medium, small or heat (MVT layer of the same name)."""
     service = _service(request)
     address = parse_address(layer, z, x, y, district, at, service.districts(), category)
+    return await tile_response(service, address, request.headers.get("if-none-match"))
+
+
+async def tile_response(service: TileService, address: TileAddress,
+                        if_none_match: str | None) -> Response:
+    """The tile at ``address`` (also served at /ogc): ETag, 304, 204 when empty, cached."""
     key = service.key(address)
     headers = {"ETag": key.etag,
                "Cache-Control": f"public, max-age={service.settings.max_age_s}, "
                                 "must-revalidate"}
-    if _matches(request.headers.get("if-none-match"), key.etag):
+    if _matches(if_none_match, key.etag):
         return Response(status_code=304, headers=headers)
     data = service.cached(key)
     if data is None:

@@ -382,3 +382,50 @@ def test_each_app_keeps_its_own_configuration(
     links = {link["rel"]: link["href"] for link in client.get("/ogc/").json()["links"]}
     assert links["conformance"] == f"{base_url(app_settings)}/conformance"
     assert "gis.lanzhou.example" in (tmp_path / CONFIG_FILE).read_text(encoding="utf-8")
+
+
+def test_pages_carry_the_stored_geometry_to_nine_decimals(
+        client: Any, store: dict[str, gpd.GeoDataFrame]) -> None:
+    page = client.get("/ogc/collections/grids-small/items",
+                      params={"limit": 200, "offset": 2900}).json()
+    assert page["numberReturned"] == 200
+    stored = store["grids-small"]
+    for feature in page["features"]:
+        served = shapely.geometry.shape(feature["geometry"])
+        want = stored.loc[feature["id"], "geom"]
+        got_xy, want_xy = shapely.get_coordinates(served), shapely.get_coordinates(want)
+        assert got_xy.shape == want_xy.shape, feature["id"]
+        np.testing.assert_allclose(got_xy, want_xy, rtol=0, atol=5.0001e-10)
+        assert np.allclose(got_xy * 1e9, np.round(got_xy * 1e9), rtol=0, atol=1e-3)
+
+
+def test_html_csv_and_jsonld_answers_are_built_from_the_same_features(client: Any) -> None:
+    url = "/ogc/collections/grids-small/items"
+    params = {"limit": 5, "offset": 700}
+    geojson = client.get(url, params=params).json()["features"]
+    codes = [f["id"] for f in geojson]
+    csv_text = client.get(url, params={**params, "f": "csv"})
+    assert csv_text.status_code == 200
+    rows = csv_text.text.strip().splitlines()
+    assert len(rows) == 6 and all(code in csv_text.text for code in codes)
+    jsonld = client.get(url, params={**params, "f": "jsonld"})
+    assert jsonld.status_code == 200
+    assert [f["@id"].rsplit("/", 1)[-1] for f in jsonld.json()["features"]] == codes
+    html = client.get(url, params={**params, "f": "html"})
+    assert html.status_code == 200
+    coordinate = geojson[0]["geometry"]["coordinates"][0][0][0]
+    assert f"{coordinate[0]}" in html.text  # the page's map draws the same numbers
+
+
+def test_pages_sorted_on_a_repeated_value_cover_every_grid_once(client: Any) -> None:
+    codes: list[str] = []
+    kinds: list[str] = []
+    for offset in range(0, 7507, 2000):
+        page = client.get("/ogc/collections/grids-small/items", params={
+            "sortby": "-kind", "limit": 2000, "offset": offset, "skipGeometry": "true",
+            "properties": "kind"}).json()
+        codes.extend(f["id"] for f in page["features"])
+        kinds.extend(f["properties"]["kind"] for f in page["features"])
+    assert len(codes) == len(set(codes)) == 7507
+    assert kinds == sorted(kinds, reverse=True)
+    assert [k for k in dict.fromkeys(kinds)] == ["urban", "rural", "dedicated"]
