@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -15,6 +16,7 @@ from api.map_page import (
 from api.settings import Settings
 
 router = APIRouter(tags=["pages"])
+SWAGGER = "/static/vendor/swagger-ui-5.35.0"
 
 # The pages hold no data of their own (everything comes through the API), but they name the
 # district list and the script versions: revalidate rather than keep a stale copy.
@@ -41,3 +43,12 @@ async def locate_page(request: Request) -> HTMLResponse:
     settings: Settings = request.app.state.settings
     return HTMLResponse(await run_in_threadpool(locate_page_html, settings.map),
                         headers=_NO_STALE)
+
+
+@router.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+async def api_docs() -> HTMLResponse:
+    """The interactive API documentation, with Swagger UI served from here (no CDN)."""
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="民情地图 API",
+                               swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js",
+                               swagger_css_url=f"{SWAGGER}/swagger-ui.css",
+                               swagger_favicon_url=f"{SWAGGER}/favicon-32x32.png")

@@ -25,7 +25,7 @@ def _config(page: str, starter: str) -> dict:
     return json.loads(payload)
 
 
-@pytest.mark.parametrize("path", ["/", "/m/locate"])
+@pytest.mark.parametrize("path", ["/", "/m/locate", "/docs"])
 def test_every_script_and_style_comes_from_the_app(client: TestClient, path: str) -> None:
     page = client.get(path)
     assert page.status_code == 200
