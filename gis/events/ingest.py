@@ -48,16 +48,29 @@ CREATE TEMP TABLE IF NOT EXISTS event_in (
     snap_distance_m real, reporter_name text, reporter_phone varchar(32), text text
 ) ON COMMIT DROP
 """
+# The key lives in event_key (the monthly partitions of event cannot hold a unique key without
+# reported_at). The key first (ON CONFLICT absorbs a retry, a concurrent twin and a repeat in
+# the batch, the first by input order winning), then only the events whose key was new, with
+# the key's id.
 _INSERT = f"""
-INSERT INTO event ({", ".join(_STORED)})
-SELECT {", ".join(_STORED)} FROM event_in ORDER BY ord
-ON CONFLICT (source, source_id) DO NOTHING
+WITH keyed AS (
+    INSERT INTO event_key (source, source_id, reported_at)
+    SELECT source, source_id, reported_at FROM event_in ORDER BY ord
+    ON CONFLICT (source, source_id) DO NOTHING
+    RETURNING event_id, source, source_id
+)
+INSERT INTO event (id, {", ".join(_STORED)})
+SELECT DISTINCT ON (i.source, i.source_id) k.event_id, {", ".join("i." + c for c in _STORED)}
+FROM keyed k JOIN event_in i ON i.source = k.source AND i.source_id = k.source_id
+ORDER BY i.source, i.source_id, i.ord
 RETURNING id, source, source_id
 """
+# The key gives the event's id and reported_at: the join reads one partition per event.
 _EXISTING = """
-SELECT e.source, e.source_id, e.id, e.grid_code, e.route, e.route_note, e.snap_distance_m
-FROM unnest(CAST(:source AS text[]), CAST(:source_id AS text[])) AS k(source, source_id)
-JOIN event e ON e.source = k.source AND e.source_id = k.source_id
+SELECT k.source, k.source_id, e.id, e.grid_code, e.route, e.route_note, e.snap_distance_m
+FROM unnest(CAST(:source AS text[]), CAST(:source_id AS text[])) AS w(source, source_id)
+JOIN event_key k ON k.source = w.source AND k.source_id = w.source_id
+JOIN event e ON e.id = k.event_id AND e.reported_at = k.reported_at
 """
 
 
