@@ -36,6 +36,7 @@ from bench_city import bench_city
 from gis.coords import wgs84_to_gcj02
 from gis.events.csv_import import FIELDS, import_csv
 from gis.events.ingest import ingest_events
+from gis.events.partitions import maintain_partitions, month_of
 from gis.grid_snapshot import load_snapshot
 
 BENCH_DB = "minqing_bench_events"
@@ -79,6 +80,7 @@ def empty_events(engine: sa.Engine) -> None:
     """Start a step from an empty event table."""
     with engine.begin() as conn:
         conn.execute(sa.text("TRUNCATE event, event_key CASCADE"))
+    maintain_partitions(engine.begin, since=month_of(START))  # every month of the events
     with engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(
             sa.text("VACUUM event, event_key"))

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_city import bench_city
 
 from api.settings import Settings
+from gis.events.partitions import maintain_partitions, month_of
 from layers.refresh import refresh_all, refresh_grids
 from layers.rules import load_rules
 
@@ -65,11 +66,14 @@ def fill_events(engine: sa.Engine, rows: list[dict[str, Any]], n: int) -> float:
         have = int(conn.execute(sa.text("SELECT count(*) FROM event")).scalar_one())
     if have == n:
         return 0.0
+    copies = -(-n // len(rows))
+    oldest = min(r["at"] for r in rows) - dt.timedelta(days=90 * min(copies - 1, 3))
+    maintain_partitions(engine.begin, since=month_of(oldest))  # each copy in its month
     started = time.perf_counter()
     with psycopg.connect(_psycopg_url(engine)) as conn:
         conn.execute("TRUNCATE event, event_key CASCADE")
         with conn.cursor().copy(f"COPY event ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-            for k in range(-(-n // len(rows))):
+            for k in range(copies):
                 shift = dt.timedelta(days=90 * (k % 4), minutes=17 * (k // 4))
                 old = k % 4 > 0
                 for r in rows[: n - k * len(rows)]:

@@ -65,11 +65,14 @@ FROM keyed k JOIN event_in i ON i.source = k.source AND i.source_id = k.source_i
 ORDER BY i.source, i.source_id, i.ord
 RETURNING id, source, source_id
 """
-# The key gives the event's id and reported_at: the join reads one partition per event.
+# The key gives the event's id and reported_at, so the join reads one partition per event.
+# LIMIT 1 (the key is unique) keeps the key lookup a probe per row: as a plain join the planner
+# hashes the whole key table for a large batch.
 _EXISTING = """
-SELECT k.source, k.source_id, e.id, e.grid_code, e.route, e.route_note, e.snap_distance_m
+SELECT w.source, w.source_id, e.id, e.grid_code, e.route, e.route_note, e.snap_distance_m
 FROM unnest(CAST(:source AS text[]), CAST(:source_id AS text[])) AS w(source, source_id)
-JOIN event_key k ON k.source = w.source AND k.source_id = w.source_id
+CROSS JOIN LATERAL (SELECT k.event_id, k.reported_at FROM event_key k
+                    WHERE k.source = w.source AND k.source_id = w.source_id LIMIT 1) AS k
 JOIN event e ON e.id = k.event_id AND e.reported_at = k.reported_at
 """
 

@@ -107,13 +107,16 @@ class PartitionReport:
 
 
 def wanted_months(conn: Connection, now: dt.datetime | None = None,
-                  ahead: int = AHEAD_MONTHS) -> list[dt.date]:
-    """Months missing a partition: last month to ``ahead`` months on, and every month in DEFAULT."""
+                  ahead: int = AHEAD_MONTHS, since: dt.date | None = None) -> list[dt.date]:
+    """Months missing a partition: last month (or ``since``) to ``ahead`` months on, and every
+    month with rows in DEFAULT."""
     have = monthly_partitions(conn)
     current = month_of(now or dt.datetime.now(dt.UTC))
     first = current
     for _ in range(BACK_MONTHS):
         first = previous_month(first)
+    if since is not None:
+        first = min(first, dt.date(since.year, since.month, 1))
     last = current
     for _ in range(ahead):
         last = next_month(last)
@@ -157,12 +160,16 @@ def create_partition(conn: Connection, month: dt.date) -> int:
 
 
 def maintain_partitions(begin: Begin, *, now: dt.datetime | None = None,
-                        ahead: int = AHEAD_MONTHS, lock_timeout: str = LOCK_TIMEOUT
-                        ) -> PartitionReport:
-    """Create every missing month's partition, each in its own short transaction."""
+                        ahead: int = AHEAD_MONTHS, since: dt.date | None = None,
+                        lock_timeout: str = LOCK_TIMEOUT) -> PartitionReport:
+    """Create every missing month's partition, each in its own short transaction.
+
+    ``since`` also creates the months from then on (before importing old events, so that they
+    need not wait in DEFAULT and be moved).
+    """
     report = PartitionReport()
     with begin() as conn:
-        months = wanted_months(conn, now, ahead)
+        months = wanted_months(conn, now, ahead, since)
     for month in months:
         name = partition_name(month)
         try:
