@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,23 @@ def test_repeat_inside_a_batch_keeps_the_first_by_input_order(city: City) -> Non
                                          later)]
 
 
+def test_concurrent_twin_batch_waits_and_answers_already_had_it(city: City) -> None:
+    at = dt.datetime.combine(month_of(NOW), dt.time(11, 0), BEIJING)
+    batch = [city.event(f"P-TWIN-{i}", at - dt.timedelta(days=10 * i)) for i in range(3)]
+    answers: list[Any] = []
+    with city.engine.begin() as first:
+        mine = ingest_events(first, city.snapshot, batch)
+        twin = threading.Thread(target=lambda: answers.append(city.ingest(batch)))
+        twin.start()
+        twin.join(timeout=1.0)
+        assert twin.is_alive()  # waiting on the first batch's keys
+    twin.join(timeout=30)
+    assert [o.result for o in mine.outcomes] == [CREATED] * 3
+    assert [(o.result, o.id) for o in answers[0].outcomes] == [
+        (ALREADY, o.id) for o in mine.outcomes]
+    assert city.rows("SELECT count(*) FROM event WHERE source_id LIKE 'P-TWIN-%'") == [(3,)]
+
+
 def test_default_catches_an_odd_date_and_the_upkeep_moves_it_out(city: City) -> None:
     odd = dt.datetime(2019, 3, 5, 8, 0, tzinfo=BEIJING)
     edge = dt.datetime(2019, 4, 1, 0, 0, tzinfo=BEIJING)  # the next month's first moment
@@ -197,6 +215,8 @@ SELECT '12345', 'OLD-' || i, '环境卫生', 1 + i % 4, CASE WHEN i % 3 = 0 THEN
        CASE WHEN i % 7 = 0 THEN NULL ELSE '620102001001001' END, 1,
        CASE WHEN i % 7 = 0 THEN 'unrouted' ELSE 'exact' END, 'note ' || i, '张三', '投诉 ' || i
 FROM generate_series(0, 99) AS i;
+INSERT INTO event (source, source_id, category, severity, status, reported_at, route)
+VALUES ('110', 'OLD-ODD', '其他', 1, 'open', '2019-05-03 10:00+08', 'unrouted');
 INSERT INTO event_status_change (event_id, old_status, new_status, changed_by)
 SELECT id, 'open', 'closed', 'staff' FROM event WHERE status = 'closed';
 INSERT INTO event_reroute (from_versions, to_version, open_events, moved, unchanged,
@@ -221,7 +241,7 @@ def test_migration_converts_a_database_with_events(database_at_0009: Engine) -> 
         events = conn.execute(sa.text(_EVENT_SNAPSHOT)).all()
         history = conn.execute(sa.text("SELECT * FROM event_status_change ORDER BY id")).all()
         moves = conn.execute(sa.text("SELECT * FROM event_reroute_move ORDER BY event_id")).all()
-    assert (len(events), len(history), len(moves)) == (100, 34, 2)
+    assert (len(events), len(history), len(moves)) == (101, 34, 2)
 
     migrate(engine, "0010")
     with engine.connect() as conn:
@@ -233,15 +253,17 @@ def test_migration_converts_a_database_with_events(database_at_0009: Engine) -> 
         assert conn.execute(sa.text(
             """SELECT count(*) FROM event e JOIN event_key k
                  ON k.event_id = e.id AND (k.source, k.source_id, k.reported_at)
-                    = (e.source, e.source_id, e.reported_at)""")).scalar_one() == 100
+                    = (e.source, e.source_id, e.reported_at)""")).scalar_one() == 101
         per_partition = dict(conn.execute(sa.text(
             "SELECT tableoid::regclass::text, count(*) FROM event GROUP BY 1")).all())
         months = monthly_partitions(conn)
-    # 2026-08-20 .. 2026-11-27 Beijing: 12 + 30 + 31 + 27 days.
+    # 2026-08-20 .. 2026-11-27 Beijing: 12 + 30 + 31 + 27 days; the odd date in its own month.
     assert per_partition == {"event_2026_08": 12, "event_2026_09": 30, "event_2026_10": 31,
-                             "event_2026_11": 27}
-    assert min(months) == dt.date(2026, 8, 1)
-    assert max(months) == next_month(next_month(next_month(month_of(NOW))))
+                             "event_2026_11": 27, "event_2019_05": 1}
+    span = [dt.date(2026, 8, 1)]  # then every month to three ahead, no gap-filling back to 2019
+    while span[-1] < next_month(next_month(next_month(month_of(NOW)))):
+        span.append(next_month(span[-1]))
+    assert sorted(months) == [dt.date(2019, 5, 1), *span]
     with engine.begin() as conn:  # the sequence goes on; the history's key still holds
         conn.execute(sa.text(
             """INSERT INTO event_key (source, source_id, reported_at)

@@ -39,9 +39,11 @@ _COLUMNS = ("ord", "source", "source_id", "category", "severity", "status", "rep
             "reporter_phone", "text")
 _STORED = _COLUMNS[1:]
 
+# Each row takes its event id as it is copied in (a repeat's id is never used, as a conflicting
+# row's sequence value never was).
 _TEMP = """
 CREATE TEMP TABLE IF NOT EXISTS event_in (
-    ord integer, source varchar(16), source_id varchar(64), category varchar(16),
+    id bigint DEFAULT nextval('event_id_seq'), ord integer, source varchar(16), source_id varchar(64), category varchar(16),
     severity smallint, status varchar(11), reported_at timestamptz, due_at timestamptz,
     input_crs varchar(8), input_lon float8, input_lat float8, lon float8, lat float8,
     grid_code varchar(15), grid_version integer, route varchar(8), route_note text,
@@ -50,19 +52,19 @@ CREATE TEMP TABLE IF NOT EXISTS event_in (
 """
 # The key lives in event_key (the monthly partitions of event cannot hold a unique key without
 # reported_at). The key first (ON CONFLICT absorbs a retry, a concurrent twin and a repeat in
-# the batch, the first by input order winning), then only the events whose key was new, with
-# the key's id.
+# the batch, the first by input order winning), then only the rows whose key went in, found by
+# their id.
 _INSERT = f"""
 WITH keyed AS (
-    INSERT INTO event_key (source, source_id, reported_at)
-    SELECT source, source_id, reported_at FROM event_in ORDER BY ord
+    INSERT INTO event_key (source, source_id, event_id, reported_at)
+    SELECT source, source_id, id, reported_at FROM event_in ORDER BY ord
     ON CONFLICT (source, source_id) DO NOTHING
-    RETURNING event_id, source, source_id
+    RETURNING event_id
 )
 INSERT INTO event (id, {", ".join(_STORED)})
-SELECT DISTINCT ON (i.source, i.source_id) k.event_id, {", ".join("i." + c for c in _STORED)}
-FROM keyed k JOIN event_in i ON i.source = k.source AND i.source_id = k.source_id
-ORDER BY i.source, i.source_id, i.ord
+SELECT i.id, {", ".join("i." + c for c in _STORED)}
+FROM keyed k JOIN event_in i ON i.id = k.event_id
+ORDER BY i.id
 RETURNING id, source, source_id
 """
 # The key gives the event's id and reported_at, so the join reads one partition per event.

@@ -4,8 +4,8 @@ A unique constraint on a partitioned table must contain the partition key, so (s
 source_id) cannot stay unique on ``event`` itself. ``event_key`` holds it (one small row per
 event: the key, the event's id and its reported_at), and the tables that pointed at event(id)
 point at event_key(event_id) instead. Existing events are copied over with their ids; the id
-sequence goes on. Partitions: every Beijing month from the oldest event (at the latest last month)
-to three months ahead, plus a DEFAULT partition so that an odd date is never lost
+sequence goes on. Partitions: every Beijing month holding events, and last month to three months
+ahead, plus a DEFAULT partition so that an odd date is never lost
 (gis/events/partitions.py keeps them current afterwards).
 
 Revision ID: 0010
@@ -65,26 +65,28 @@ CREATE INDEX event_unrouted ON event (id) WHERE route = 'unrouted';
 CREATE INDEX event_geom ON event USING gist (geom);
 """
 
-# One partition per Beijing month from the oldest event (at the latest last month, for late
-# reports) to three months ahead.
+# One partition per Beijing month holding events, and from last month (late reports) to three
+# months ahead; an odd old date gets its month, not every month since.
 _MONTHLY_PARTITIONS = """
 DO $$
 DECLARE
-    first_month timestamp := date_trunc('month', least(
-        (SELECT min(reported_at) FROM event_old), now() - interval '1 month')
-        AT TIME ZONE 'Asia/Shanghai');
-    last_month timestamp := date_trunc('month', now() AT TIME ZONE 'Asia/Shanghai')
-        + interval '3 months';
     m timestamp;
 BEGIN
-    m := first_month;
-    WHILE m <= last_month LOOP
+    FOR m IN
+        SELECT DISTINCT date_trunc('month', reported_at AT TIME ZONE 'Asia/Shanghai')
+        FROM event_old
+        UNION
+        SELECT generate_series(
+            date_trunc('month', now() AT TIME ZONE 'Asia/Shanghai') - interval '1 month',
+            date_trunc('month', now() AT TIME ZONE 'Asia/Shanghai') + interval '3 months',
+            interval '1 month')
+        ORDER BY 1
+    LOOP
         EXECUTE format(
             'CREATE TABLE %I PARTITION OF event FOR VALUES FROM (%L) TO (%L)',
             'event_' || to_char(m, 'YYYY_MM'),
             (m AT TIME ZONE 'Asia/Shanghai')::text,
             ((m + interval '1 month') AT TIME ZONE 'Asia/Shanghai')::text);
-        m := m + interval '1 month';
     END LOOP;
 END
 $$;
