@@ -44,7 +44,8 @@ _STORED = _COLUMNS[1:]
 _TEMP = """
 CREATE TEMP TABLE IF NOT EXISTS event_in (
     id bigint DEFAULT nextval('event_id_seq'), ord integer, source varchar(16),
-    source_id varchar(64), category varchar(16), severity smallint, status varchar(11), reported_at timestamptz, due_at timestamptz,
+    source_id varchar(64), category varchar(16), severity smallint, status varchar(11),
+    reported_at timestamptz, due_at timestamptz,
     input_crs varchar(8), input_lon float8, input_lat float8, lon float8, lat float8,
     grid_code varchar(15), grid_version integer, route varchar(8), route_note text,
     snap_distance_m real, reporter_name text, reporter_phone varchar(32), text text
