@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
@@ -26,10 +28,13 @@ from api.routes import (
     tiles,
 )
 from api.settings import STATIC_DIR, Settings
+from gis.events.partitions import maintain_partitions
 from gis.grid_listener import GridVersionListener
 from gis.grid_snapshot import SnapshotHolder
 from gis.store import create_engine, resolve_database
 from layers.refresher import PeriodicRefresh
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -42,6 +47,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(database, pool_size=settings.db.pool_size)
         app.state.database = database
         app.state.engine = engine
+        try:  # the coming months' partitions; a busy table leaves it to the refresher
+            maintain_partitions(engine.begin)
+        except sa.exc.SQLAlchemyError:
+            log.exception("event partitions not maintained at start")
         app.state.snapshots = SnapshotHolder(engine)
         app.state.snapshots.refresh()
         if settings.ogc.enabled:

@@ -9,7 +9,7 @@ import typer
 
 from api.cli import _grid_engine, _say, app
 
-events_app = typer.Typer(help="Events: import from files.", no_args_is_help=True)
+events_app = typer.Typer(help="Events: import, monthly partitions.", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 
 
@@ -51,3 +51,27 @@ def events_import(
     _say(f"{counts.summary()}; rejects in {rejects}{ignored}")
     typer.echo(f"created={counts.created} already_had={counts.already_had} "
                f"rejected={counts.rejected} unrouted={counts.unrouted}")
+
+
+@events_app.command("partitions")
+def events_partitions(
+    ahead: Annotated[int, typer.Option(help="Months ahead of the current one to create",
+                                       min=0, max=24)] = 3,
+    since: Annotated[str | None, typer.Option(
+        help="Also create every month from YYYY-MM on (before importing old events)")] = None,
+) -> None:
+    """Create the missing monthly partitions and move their events out of the DEFAULT one."""
+    import datetime as dt
+
+    from gis.events.partitions import maintain_partitions
+
+    first = None
+    if since is not None:
+        try:
+            first = dt.date.fromisoformat(since + "-01")
+        except ValueError:
+            raise typer.BadParameter(f"{since!r} is not a month (YYYY-MM)",
+                                     param_hint="--since") from None
+    report = maintain_partitions(_grid_engine().begin, ahead=ahead, since=first)
+    typer.echo(report.summary())
+    raise typer.Exit(1 if report.skipped else 0)

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gis.errors import Conflict, InvalidInput, NotFound
+from gis.events.query import BY_ID
 from gis.grid_change_impact import OPEN, Impact, event_moves, preview
 from gis.grid_change_proposal import (
     ProposedState,
@@ -163,16 +164,16 @@ def _reroute(conn: Connection, moves: list[Any], version: int, change_id: int,
         return unrouted, routed
     params = [{"id": m.event_id, "old": m.old_code, "new": m.new_code} for m in moves]
     conn.execute(sa.text(
-        """INSERT INTO event_reroute_move (reroute_id, event_id, old_code, new_code, old_version)
-           SELECT :rid, id, :old, :new, grid_version FROM event WHERE id = :id"""),
+        f"""INSERT INTO event_reroute_move (reroute_id, event_id, old_code, new_code, old_version)
+           SELECT :rid, id, :old, :new, grid_version FROM event WHERE {BY_ID}"""),
         [{**p, "rid": reroute_id} for p in params])
     conn.execute(sa.text(
-        """UPDATE event SET grid_code = CAST(:new AS varchar(15)), grid_version = :v,
+        f"""UPDATE event SET grid_code = CAST(:new AS varchar(15)), grid_version = :v,
                   updated_at = now(),
                   route = CASE WHEN CAST(:new AS varchar(15)) IS NULL THEN 'unrouted'
                                WHEN route = 'unrouted' THEN 'exact' ELSE route END,
                   route_note = :note
-           WHERE id = :id"""),
+           WHERE {BY_ID}"""),
         [{**p, "v": version, "note": f"re-routed by boundary change {change_id}"
           + ("" if p["new"] else ": no grid covers it any more")} for p in params])
     return unrouted, routed

@@ -1,8 +1,9 @@
 """A background thread that recomputes the layer every few minutes in a running service.
 
 Windows slide and pins expire with time alone, with no event arriving: this keeps the colours,
-roll-ups and heat current. Several workers share the work: a run is skipped when the layer was
-computed less than half an interval ago (by any process).
+roll-ups and heat current. Each run first creates the event table's coming monthly partitions
+(nothing to do on most runs: one catalogue query). Several workers share the work: a run is
+skipped when the layer was computed less than half an interval ago (by any process).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from gis.events.partitions import maintain_partitions
 from layers.refresh import refresh_all
 from layers.rules import load_rules
 
@@ -40,7 +42,11 @@ class PeriodicRefresh:
             self._thread.join(timeout=30)
 
     def run_once(self) -> bool:
-        """One refresh when due; True when it ran."""
+        """One refresh when due (after the event partitions' upkeep); True when it ran."""
+        try:
+            maintain_partitions(self.engine.begin)
+        except sa.exc.SQLAlchemyError:  # the colours matter more; the next run retries
+            log.exception("event partition upkeep failed")
         with self.engine.begin() as conn:
             computed: dt.datetime | None = conn.execute(sa.text(
                 "SELECT computed_as_of FROM layer_state WHERE id = 1")).scalar_one()

@@ -21,4 +21,8 @@ def grid_filter(codes: list[str] | None, column: str = "code") -> str:
 
 def event_filter(codes: list[str] | None) -> str:
     """Every routed event (None) or the events of the bound :codes array."""
-    return "e.grid_code IS NOT NULL" if codes is None else grid_filter(codes, "e.grid_code")
+    # The codes go through an InitPlan, so the planner does not estimate each code against each
+    # monthly partition of event: for 1000 codes over 13 partitions that took 70 ms of planning
+    # for the unresolved-events branch alone, 0.8 ms this way (docs/SCALING.md).
+    return ("e.grid_code IS NOT NULL" if codes is None
+            else "e.grid_code = ANY(ARRAY(SELECT unnest(CAST(:codes AS text[]))))")

@@ -36,6 +36,7 @@ from bench_city import bench_city
 from gis.coords import wgs84_to_gcj02
 from gis.events.csv_import import FIELDS, import_csv
 from gis.events.ingest import ingest_events
+from gis.events.partitions import maintain_partitions, month_of
 from gis.grid_snapshot import load_snapshot
 
 BENCH_DB = "minqing_bench_events"
@@ -78,9 +79,11 @@ def synthetic_chunks(fixture_dir: Path, n: int, chunk: int, seed: int, tag: str
 def empty_events(engine: sa.Engine) -> None:
     """Start a step from an empty event table."""
     with engine.begin() as conn:
-        conn.execute(sa.text("TRUNCATE event CASCADE"))
+        conn.execute(sa.text("TRUNCATE event, event_key CASCADE"))
+    maintain_partitions(engine.begin, since=month_of(START))  # every month of the events
     with engine.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT").execute(sa.text("VACUUM event"))
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+            sa.text("VACUUM event, event_key"))
 
 
 def batch_ingest(engine: sa.Engine, fixture_dir: Path, n: int, batch: int, seed: int
@@ -132,6 +135,8 @@ def plain_copy(engine: sa.Engine, path: Path, shaped: bool) -> dict[str, Any]:
         if shaped:  # every index, check and the generated point of the event table
             conn.execute(sa.text("CREATE TABLE bench_copy (LIKE event INCLUDING ALL)"))
             conn.execute(sa.text("ALTER TABLE bench_copy ALTER route SET DEFAULT 'unrouted'"))
+            # The idempotency key lives in event_key now; keep the baseline's unique index.
+            conn.execute(sa.text("ALTER TABLE bench_copy ADD UNIQUE (source, source_id)"))
         else:
             conn.execute(sa.text("CREATE TABLE bench_copy ("
                                  + ", ".join(f"{c} {BARE_TYPES[c]}" for c in BATCH_COLUMNS)

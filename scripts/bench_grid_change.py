@@ -69,13 +69,18 @@ def fill_events(engine: sa.Engine, n: int, seed: int) -> None:
         status = np.where(rng.random(len(xy)) < 0.2, "open", "closed")
         with engine.begin() as conn:
             conn.execute(sa.text(
-                """INSERT INTO event (source, source_id, category, severity, status, reported_at,
-                                      lon, lat, grid_code, grid_version, route)
-                   SELECT 'bench', 'B' || (:start + i), '环境卫生', 2, s,
-                          now() - make_interval(days => CAST(i % 60 AS int)), x, y, c, 1, 'exact'
-                   FROM unnest(CAST(:x AS float8[]), CAST(:y AS float8[]), CAST(:c AS text[]),
-                               CAST(:s AS text[])) WITH ORDINALITY AS t(x, y, c, s, i)
-                   ON CONFLICT DO NOTHING"""),
+                """WITH stored AS (
+                       INSERT INTO event (source, source_id, category, severity, status,
+                                          reported_at, lon, lat, grid_code, grid_version, route)
+                       SELECT 'bench', 'B' || (:start + i), '环境卫生', 2, s,
+                              now() - make_interval(days => CAST(i % 60 AS int)), x, y, c, 1,
+                              'exact'
+                       FROM unnest(CAST(:x AS float8[]), CAST(:y AS float8[]),
+                                   CAST(:c AS text[]), CAST(:s AS text[]))
+                            WITH ORDINALITY AS t(x, y, c, s, i)
+                       RETURNING id, source, source_id, reported_at)
+                   INSERT INTO event_key (source, source_id, event_id, reported_at)
+                   SELECT source, source_id, id, reported_at FROM stored"""),
                 {"start": start, "x": xy[:, 0].tolist(), "y": xy[:, 1].tolist(),
                  "c": codes.tolist(), "s": status.tolist()})
     with engine.begin() as conn:

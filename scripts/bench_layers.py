@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_city import bench_city
 
 from api.settings import Settings
+from gis.events.partitions import maintain_partitions, month_of
 from layers.refresh import refresh_all, refresh_grids
 from layers.rules import load_rules
 
@@ -65,11 +66,14 @@ def fill_events(engine: sa.Engine, rows: list[dict[str, Any]], n: int) -> float:
         have = int(conn.execute(sa.text("SELECT count(*) FROM event")).scalar_one())
     if have == n:
         return 0.0
+    copies = -(-n // len(rows))
+    oldest = min(r["at"] for r in rows) - dt.timedelta(days=90 * min(copies - 1, 3))
+    maintain_partitions(engine.begin, since=month_of(oldest))  # each copy in its month
     started = time.perf_counter()
     with psycopg.connect(_psycopg_url(engine)) as conn:
-        conn.execute("TRUNCATE event CASCADE")
+        conn.execute("TRUNCATE event, event_key CASCADE")
         with conn.cursor().copy(f"COPY event ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-            for k in range(-(-n // len(rows))):
+            for k in range(copies):
                 shift = dt.timedelta(days=90 * (k % 4), minutes=17 * (k // 4))
                 old = k % 4 > 0
                 for r in rows[: n - k * len(rows)]:
@@ -81,7 +85,9 @@ def fill_events(engine: sa.Engine, rows: list[dict[str, Any]], n: int) -> float:
                                     r["due"] - shift if r["due"] else None,
                                     float(r["true_lon"]), float(r["true_lat"]), code,
                                     1 if code else None, "exact" if code else "unrouted"))
-        conn.execute("ANALYZE event")
+        conn.execute("""INSERT INTO event_key (source, source_id, event_id, reported_at)
+                        SELECT source, source_id, id, reported_at FROM event""")
+        conn.execute("ANALYZE event; ANALYZE event_key")
     return time.perf_counter() - started
 
 
@@ -152,11 +158,15 @@ def main() -> None:
             pick = rng.choice(len(routed), size, replace=False)
             with engine.connect() as conn:
                 conn.execute(sa.text(
-                    """INSERT INTO event (source, source_id, category, severity, status,
-                                          reported_at, due_at, lon, lat, grid_code,
-                                          grid_version, route)
-                       VALUES ('bench', :sid, :category, :severity, 'open', :at, :due, :lon,
-                               :lat, :code, 1, 'exact')"""),
+                    """WITH stored AS (
+                           INSERT INTO event (source, source_id, category, severity, status,
+                                              reported_at, due_at, lon, lat, grid_code,
+                                              grid_version, route)
+                           VALUES ('bench', :sid, :category, :severity, 'open', :at, :due,
+                                   :lon, :lat, :code, 1, 'exact')
+                           RETURNING id, source, source_id, reported_at)
+                       INSERT INTO event_key (source, source_id, event_id, reported_at)
+                       SELECT source, source_id, id, reported_at FROM stored"""),
                     [{"sid": f"N{size}-{b}-{i}", "category": routed[i]["category"],
                       "severity": int(routed[i]["severity"]),
                       "at": now - dt.timedelta(minutes=10), "due": now + dt.timedelta(days=3),

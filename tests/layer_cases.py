@@ -47,12 +47,17 @@ def insert_events(conn: sa.Connection, events: Iterable[Ev], now: dt.datetime = 
             for i, e in enumerate(events)]
     if rows:
         conn.execute(sa.text(
-            """INSERT INTO event (source, source_id, category, severity, status, reported_at,
-                                  due_at, lon, lat, grid_code, grid_version, route)
-               SELECT 'test', :sid, :cat, :sev, :status, :at, :due,
-                      ST_X(ST_PointOnSurface(g.geom)), ST_Y(ST_PointOnSurface(g.geom)),
-                      g.code, g.version_low, 'exact'
-               FROM grid_current g WHERE g.code = :code"""), rows)
+            """WITH stored AS (
+                   INSERT INTO event (source, source_id, category, severity, status,
+                                      reported_at, due_at, lon, lat, grid_code, grid_version,
+                                      route)
+                   SELECT 'test', :sid, :cat, :sev, :status, :at, :due,
+                          ST_X(ST_PointOnSurface(g.geom)), ST_Y(ST_PointOnSurface(g.geom)),
+                          g.code, g.version_low, 'exact'
+                   FROM grid_current g WHERE g.code = :code
+                   RETURNING id, source, source_id, reported_at)
+               INSERT INTO event_key (source, source_id, event_id, reported_at)
+               SELECT source, source_id, id, reported_at FROM stored"""), rows)
     return len(rows)
 
 
@@ -105,7 +110,7 @@ def rollup_colour(colours: list[str], rules: LayerRules) -> str:
 def reset_layer(conn: sa.Connection) -> None:
     """Empty events and every layer table (the module's city is shared by its tests)."""
     conn.execute(sa.text(
-        """TRUNCATE event, colour_pin, colour_change, grid_colour, grid_heat, layer_warning
-               CASCADE;
+        """TRUNCATE event, event_key, colour_pin, colour_change, grid_colour, grid_heat,
+                    layer_warning CASCADE;
            UPDATE layer_state SET layer_version = 0, rules_version = '',
                                   computed_as_of = NULL"""))

@@ -256,11 +256,15 @@ def _fixture_events(fixture_dir: Path) -> list[dict[str, str]]:
 def _insert_fixture_rows(conn: sa.Connection, rows: list[dict[str, str]], shift: dt.timedelta,
                          tag: str) -> None:
     conn.execute(sa.text(
-        """INSERT INTO event (source, source_id, category, severity, status, reported_at,
-                              due_at, lon, lat, grid_code, grid_version, route)
-           VALUES (:source, :sid, :category, :severity, :status,
-                   CAST(:reported AS timestamptz) + :shift, CAST(:due AS timestamptz) + :shift,
-                   :lon, :lat, :code, 1, 'exact')"""),
+        """WITH stored AS (
+               INSERT INTO event (source, source_id, category, severity, status, reported_at,
+                                  due_at, lon, lat, grid_code, grid_version, route)
+               VALUES (:source, :sid, :category, :severity, :status,
+                       CAST(:reported AS timestamptz) + :shift,
+                       CAST(:due AS timestamptz) + :shift, :lon, :lat, :code, 1, 'exact')
+               RETURNING id, source, source_id, reported_at)
+           INSERT INTO event_key (source, source_id, event_id, reported_at)
+           SELECT source, source_id, id, reported_at FROM stored"""),
         [{"source": r["source"], "sid": tag + r["source_id"], "category": r["category"],
           "severity": int(r["severity"]), "status": r["status"], "reported": r["reported_at"],
           "due": r["due_at"], "shift": shift, "lon": float(r["true_lon"]),

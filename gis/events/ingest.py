@@ -42,25 +42,44 @@ _COLUMNS = ("ord", "source", "source_id", "category", "severity", "status", "rep
             "reporter_phone", "text")
 _STORED = _COLUMNS[1:]
 
+# Each row takes its event id as it is copied in (a repeat's id is never used, as a conflicting
+# row's sequence value never was).
 _TEMP = """
 CREATE TEMP TABLE IF NOT EXISTS event_in (
-    ord integer, source varchar(16), source_id varchar(64), category varchar(16),
-    severity smallint, status varchar(11), reported_at timestamptz, due_at timestamptz,
+    id bigint DEFAULT nextval('event_id_seq'), ord integer, source varchar(16),
+    source_id varchar(64), category varchar(16), severity smallint, status varchar(11),
+    reported_at timestamptz, due_at timestamptz,
     input_crs varchar(8), input_lon float8, input_lat float8, lon float8, lat float8,
     grid_code varchar(15), grid_version integer, route varchar(8), route_note text,
     snap_distance_m real, reporter_name text, reporter_phone varchar(32), text text
 ) ON COMMIT DROP
 """
+# The key lives in event_key (the monthly partitions of event cannot hold a unique key without
+# reported_at). The key first (ON CONFLICT absorbs a retry, a concurrent twin and a repeat in
+# the batch, the first by input order winning), then only the rows whose key went in, found by
+# their id.
 _INSERT = f"""
-INSERT INTO event ({", ".join(_STORED)})
-SELECT {", ".join(_STORED)} FROM event_in ORDER BY ord
-ON CONFLICT (source, source_id) DO NOTHING
+WITH keyed AS (
+    INSERT INTO event_key (source, source_id, event_id, reported_at)
+    SELECT source, source_id, id, reported_at FROM event_in ORDER BY ord
+    ON CONFLICT (source, source_id) DO NOTHING
+    RETURNING event_id
+)
+INSERT INTO event (id, {", ".join(_STORED)})
+SELECT i.id, {", ".join("i." + c for c in _STORED)}
+FROM keyed k JOIN event_in i ON i.id = k.event_id
+ORDER BY i.id
 RETURNING id, source, source_id
 """
+# The key gives the event's id and reported_at, so the join reads one partition per event.
+# LIMIT 1 (the key is unique) keeps the key lookup a probe per row: as a plain join the planner
+# hashes the whole key table for a large batch.
 _EXISTING = """
-SELECT e.source, e.source_id, e.id, e.grid_code, e.route, e.route_note, e.snap_distance_m
-FROM unnest(CAST(:source AS text[]), CAST(:source_id AS text[])) AS k(source, source_id)
-JOIN event e ON e.source = k.source AND e.source_id = k.source_id
+SELECT w.source, w.source_id, e.id, e.grid_code, e.route, e.route_note, e.snap_distance_m
+FROM unnest(CAST(:source AS text[]), CAST(:source_id AS text[])) AS w(source, source_id)
+CROSS JOIN LATERAL (SELECT k.event_id, k.reported_at FROM event_key k
+                    WHERE k.source = w.source AND k.source_id = w.source_id LIMIT 1) AS k
+JOIN event e ON e.id = k.event_id AND e.reported_at = k.reported_at
 """
 
 

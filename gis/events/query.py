@@ -22,6 +22,9 @@ EVENT_COLUMNS = """
     reporter_name, reporter_phone, text, received_at, updated_at,
     coalesce(status IN ('open', 'in_progress') AND due_at < :now, false) AS overdue
 """
+# One event by id: its key gives reported_at, so only its month's partition is read (run-time
+# pruning) instead of one index probe in every partition.
+BY_ID = "id = :id AND reported_at = (SELECT k.reported_at FROM event_key k WHERE k.event_id = :id)"
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,7 @@ def get_event(conn: Connection, event_id: int, *, now: dt.datetime | None = None
               lock: bool = False) -> RowMapping:
     """One event by id; NotFound when there is none."""
     row = conn.execute(sa.text(
-        f"SELECT {EVENT_COLUMNS} FROM event WHERE id = :id" + (" FOR UPDATE" if lock else "")),
+        f"SELECT {EVENT_COLUMNS} FROM event WHERE {BY_ID}" + (" FOR UPDATE" if lock else "")),
         {"id": event_id, "now": now or dt.datetime.now(dt.UTC)}).mappings().first()
     if row is None:
         raise NotFound(f"no event {event_id}")

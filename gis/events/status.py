@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from gis.auth import Caller, Role
 from gis.errors import Conflict, Forbidden, InvalidInput
-from gis.events.query import get_event
+from gis.events.query import BY_ID, get_event
 from gis.events.vocabulary import STATUSES, TRANSITIONS
 from gis.grid_snapshot import GridSnapshot
 
@@ -53,16 +53,16 @@ def update_event(conn: Connection, snapshot: GridSnapshot, event_id: int, caller
             raise InvalidInput(f"grid_code {grid_code!r} is not a current small grid")
         was = event["grid_code"] or f"unrouted: {event['route_note'] or 'no grid'}"
         conn.execute(sa.text(
-            """UPDATE event SET grid_code = :code, grid_version = :v, route = 'manual',
-                      route_note = :note, snap_distance_m = NULL, updated_at = now()
-               WHERE id = :id"""),
+            f"""UPDATE event SET grid_code = :code, grid_version = :v, route = 'manual',
+                       route_note = :note, snap_distance_m = NULL, updated_at = now()
+                WHERE {BY_ID}"""),
             {"code": grid_code, "v": snapshot.version, "id": event_id,
              "note": f"placed by hand by {caller.name} (was {event['route']} {was})"})
         update.placed = True
         update.touched.update(c for c in (event["grid_code"], grid_code) if c)
     if status is not None and status != event["status"]:
         _check_status(str(event["status"]), status)
-        conn.execute(sa.text("UPDATE event SET status = :s, updated_at = now() WHERE id = :id"),
+        conn.execute(sa.text(f"UPDATE event SET status = :s, updated_at = now() WHERE {BY_ID}"),
                      {"s": status, "id": event_id})
         conn.execute(sa.text(
             """INSERT INTO event_status_change (event_id, old_status, new_status, changed_by)

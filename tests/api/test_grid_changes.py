@@ -113,10 +113,14 @@ def _insert_events(city: City, points: np.ndarray, owners: list[str], status: li
                    tag: str) -> list[int]:
     with city.engine.begin() as conn:
         ids = [int(conn.execute(sa.text(
-            """INSERT INTO event (source, source_id, category, severity, status, reported_at,
-                                  lon, lat, grid_code, grid_version, route)
-               VALUES ('12345', :sid, '环境卫生', 2, :status, now(), :lon, :lat, :code,
-                       (SELECT max(id) FROM grid_version), 'exact') RETURNING id"""),
+            """WITH stored AS (
+                   INSERT INTO event (source, source_id, category, severity, status,
+                                      reported_at, lon, lat, grid_code, grid_version, route)
+                   VALUES ('12345', :sid, '环境卫生', 2, :status, now(), :lon, :lat, :code,
+                           (SELECT max(id) FROM grid_version), 'exact')
+                   RETURNING id, source, source_id, reported_at)
+               INSERT INTO event_key (source, source_id, event_id, reported_at)
+               SELECT source, source_id, id, reported_at FROM stored RETURNING event_id"""),
             {"sid": f"{tag}-{i}", "status": status[i], "lon": float(p[0]), "lat": float(p[1]),
              "code": owners[i]}).scalar_one()) for i, p in enumerate(points)]
     return ids
