@@ -322,14 +322,16 @@ def test_postgres_restarted_during_ingest_loses_and_doubles_nothing(city: City) 
         c.unavailable for c in clients]
 
     # Each body cut in COMMIT got the 503 saying it may be stored; the one committed (waiting
-    # for the standby) was stored, and its retry found it; the ones queued behind were not.
+    # for the standby) was stored, and its retry found it. The fast shutdown ends the backends
+    # one by one: a body queued behind may still write its commit record as the one ahead of it
+    # dies, so more may be found stored than were committed when sampled (never fewer).
     found = 0
     for client, number, before in zip(clients, in_hand, lost_before, strict=True):
         assert client.unavailable[COMMIT_LOST] == before + 1, client.unavailable
         cut = client.sent[number]
         assert cut.tries == 2, (client.name, cut.tries)
         found += {o["result"] for o in _rows_outcomes(cut)} == {"already had it"}
-    assert committed == 1 and found == committed
+    assert committed == 1 and committed <= found <= CLIENTS
 
     expected: dict[str, int] = {}  # source_id -> the id its accepting answer gave
     for client in clients:
