@@ -19,15 +19,10 @@ log = logging.getLogger(__name__)
 
 SERVER_OPTIONS = {
     "listen_addresses": "''",
-    # The city's event table (~2.4 M rows, ~1.5 GB with its indexes) and the grids stay cached.
-    "shared_buffers": "1GB",
+    "shared_buffers": "256MB",
     "work_mem": "32MB",
     "maintenance_work_mem": "256MB",
     "max_connections": "100",
-    # Bulk ingest writes ~1 KB of WAL an event: fewer checkpoints mean fewer full-page images.
-    "max_wal_size": "4GB",
-    "checkpoint_timeout": "15min",
-    "wal_buffers": "64MB",
     "log_min_messages": "warning",
     # Queries here are short; JIT compilation costs more than it saves (seconds on some).
     "jit": "off",
@@ -121,18 +116,11 @@ class LocalCluster:
         )
         if done.returncode != 0:
             raise LocalClusterError(f"initdb failed: {done.stderr.strip()}")
-        self._write_options()
-
-    def _write_options(self) -> None:
-        # Rewritten at every start, so a cluster made by an older version gets today's options.
         options = {**SERVER_OPTIONS, "unix_socket_directories": f"'{self.socket_dir}'",
                    "port": str(self.port)}
-        lines = ["# Written by gis/localdb.py at each start (SERVER_OPTIONS).\n"]
-        lines += [f"{key} = {value}\n" for key, value in options.items()]
-        conf = self.pgdata / "postgresql.auto.conf"
-        conf.write_text("".join(lines), encoding="utf-8")
-        if _running_as_root():
-            shutil.chown(conf, "postgres", "postgres")
+        with (self.pgdata / "postgresql.auto.conf").open("a", encoding="utf-8") as conf:
+            for key, value in options.items():
+                conf.write(f"{key} = {value}\n")
 
     def running(self) -> bool:
         """Whether the server is up (pg_ctl status)."""
@@ -157,7 +145,6 @@ class LocalCluster:
         if self.running():
             return False
         self._clear_stale_pid()
-        self._write_options()
         logfile = self.pgdata / "server.log"
         done = self._run(
             str(_postgres_bindir() / "pg_ctl"), "-D", str(self.pgdata), "-l", str(logfile),
