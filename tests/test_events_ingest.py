@@ -22,14 +22,7 @@ from event_truth import fixture_events
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from gis.events.ingest import (
-    ALREADY,
-    CREATED,
-    PART_ROWS,
-    REJECTED,
-    StaleGridVersion,
-    ingest_events,
-)
+from gis.events.ingest import ALREADY, CREATED, REJECTED, StaleGridVersion, ingest_events
 from gis.fixture_load import load_fixtures
 from gis.grid_listener import libpq_url
 from gis.grid_snapshot import GridSnapshot, load_snapshot
@@ -110,32 +103,6 @@ def test_retried_batch_stores_no_duplicates(city: City) -> None:
     assert [o.id for o in retried.outcomes] == [o.id for o in first.outcomes]
     assert retried.touched == set()
     assert city.count("SELECT count(*) FROM event WHERE source_id LIKE 'RETRY-%'") == 40
-
-
-def test_a_batch_stored_in_parts_answers_like_one(city: City) -> None:
-    # More rows than one part: the answers keep the input's row numbers across the parts, a
-    # repeat in a later part of an event created in an earlier one is "already had it", and a
-    # bad row in a later part is refused alone.
-    n = PART_ROWS * 2 + 17
-    codes = sorted(city.snapshot.index.codes)
-    rows: list[Any] = []
-    for k in range(n):
-        _, x, y = _inside(city, k % 50)
-        rows.append(_event(f"PARTS-{k}", x, y))
-    bad, repeat = PART_ROWS + 5, n - 3
-    rows[bad] = _event("PARTS-bad", x, y, severity=9)
-    rows[repeat] = _event("PARTS-7", *_inside(city, 7 % 50)[1:])
-    result = city.ingest(rows)
-    assert [o.index for o in result.outcomes] == list(range(n))
-    assert result.count(CREATED) == n - 2
-    assert result.outcomes[bad].result == REJECTED
-    assert "severity" in (result.outcomes[bad].reason or "")
-    assert result.outcomes[repeat].result == ALREADY
-    assert result.outcomes[repeat].id == result.outcomes[7].id
-    assert result.touched == set(codes[:50])
-    assert city.count("SELECT count(*) FROM event WHERE source_id LIKE 'PARTS-%'") == n - 2
-    ids = [o.id for o in result.outcomes if o.result == CREATED]
-    assert ids == sorted(ids)  # stored in input order
 
 
 def test_mixed_batch_stores_the_good_rows_and_says_why_the_others_failed(city: City) -> None:

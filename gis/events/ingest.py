@@ -13,8 +13,7 @@ import datetime as dt
 import io
 import json
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 import sqlalchemy as sa
@@ -33,8 +32,6 @@ CREATED: Final[Result] = "created"
 ALREADY: Final[Result] = "already had it"
 REJECTED: Final[Result] = "rejected"
 _NOTIFY_CODES = 50  # codes listed in a notification (its payload must stay under 8000 bytes)
-# Rows per part of a large batch: validating one part overlaps with storing the one before.
-PART_ROWS = 2_000
 
 _COLUMNS = ("ord", "source", "source_id", "category", "severity", "status", "reported_at",
             "due_at", "input_crs", "input_lon", "input_lat", "lon", "lat", "grid_code",
@@ -253,44 +250,9 @@ def ingest_events(conn: Connection, snapshot: GridSnapshot,
                   rows: Iterable[Mapping[str, Any] | Any] | ParsedRows, *,
                   only_source: str | None = None, now: dt.datetime | None = None,
                   notify: bool = True) -> IngestResult:
-    """Validate, route and store a batch in the caller's transaction; one outcome per row.
-
-    A batch of more than PART_ROWS rows is stored part by part in the same transaction, the
-    next part validated and routed in a thread while PostgreSQL stores the current one.
-    """
-    now = now or dt.datetime.now(dt.UTC)
-    listed = rows if isinstance(rows, (list, ParsedRows)) else list(rows)
-    if isinstance(listed, ParsedRows) or len(listed) <= PART_ROWS:
-        return store_prepared(conn, prepare_events(snapshot, listed, only_source=only_source,
-                                                   now=now), notify=notify)
-    parts = [listed[i:i + PART_ROWS] for i in range(0, len(listed), PART_ROWS)]
-    results: list[IngestResult] = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-prepare") as pool:
-        pending = pool.submit(prepare_events, snapshot, parts[0], only_source=only_source,
-                              now=now)
-        for k in range(len(parts)):
-            batch = pending.result()
-            if k + 1 < len(parts):
-                pending = pool.submit(prepare_events, snapshot, parts[k + 1],
-                                      only_source=only_source, now=now)
-            results.append(store_prepared(conn, batch, notify=False))
-    result = _joined(results)
-    if notify and result.count(CREATED):
-        notify_ingest(conn, result)
-    return result
-
-
-def _joined(results: list[IngestResult]) -> IngestResult:
-    """The results of consecutive parts as one, row indexes counted from the first part."""
-    if len(results) == 1:
-        return results[0]
-    outcomes: list[RowOutcome] = []
-    touched: set[str] = set()
-    for part in results:
-        offset = len(outcomes)
-        outcomes.extend(replace(o, index=o.index + offset) for o in part.outcomes)
-        touched |= part.touched
-    return IngestResult(outcomes, results[0].grid_version, touched)
+    """Validate, route and store a batch in the caller's transaction; one outcome per row."""
+    batch = prepare_events(snapshot, rows, only_source=only_source, now=now)
+    return store_prepared(conn, batch, notify=notify)
 
 
 def notify_ingest(conn: Connection, result: IngestResult) -> None:
