@@ -1,6 +1,11 @@
-"""Load test of GET /api/v1/locate: a sustained open-loop rate on loopback, held or not.
+"""Load test of GET /api/v1/locate or of the vector tiles: a sustained open-loop rate, held or not.
 
-Usage: python scripts/load_locate.py [--rate 500] [--seconds 60] [--workers 1 2] [--url URL]
+Usage: python scripts/load_locate.py [--what locate|tiles] [--rate 500] [--seconds 60]
+                                     [--workers 1 2] [--url URL]
+
+``--what tiles`` asks for the four layers' tiles at z9-z15 over the urban valley (the tile list
+of scripts/bench_tiles.py, 40 a zoom), in a shuffled order, as map clients panning would; an
+empty tile (204) is an answer, not an error.
 
 Requests leave on a fixed schedule (open loop) whatever the answers do, and latency is counted
 from the scheduled time, so a queue building up shows in p99 instead of slowing the sender.
@@ -30,6 +35,7 @@ from bench_locate_http import (
     start_service,
     targets,
 )
+from bench_tiles import tiles_over_valley
 
 
 def rss_mib(pid: int) -> float:
@@ -46,6 +52,14 @@ def worker_pids(parent: int) -> list[int]:
     workers = [int(c) for c in children
                if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
     return workers or [parent]
+
+
+def tile_paths(seed: int) -> list[str]:
+    """Tile URLs of the four layers over the valley, shuffled."""
+    paths = [f"/tiles/{layer}/{z}/{x}/{y}.pbf" for layer in ("small", "medium", "large", "heat")
+             for z, x, y in tiles_over_valley(40)]
+    np.random.default_rng(seed).shuffle(paths)
+    return paths
 
 
 def run(host: str, port: int, paths: list[str], rate: float, seconds: float) -> bool:
@@ -66,17 +80,19 @@ def main() -> None:
     """Run the load for each worker count; exit 1 if any run did not hold the rate."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="a running service, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--what", choices=["locate", "tiles"], default="locate")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--fixtures", type=Path, default=ROOT / "fixtures" / "out")
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=20261125)
     args = parser.parse_args()
-    paths = targets(probe_points(args.fixtures, 50_000, args.seed))
+    paths = tile_paths(args.seed) if args.what == "tiles" else \
+        targets(probe_points(args.fixtures, 50_000, args.seed))
     held = True
     if args.url:
         parsed = httpx.URL(args.url)
-        print(f"GET /api/v1/locate on {args.url}")
+        print(f"GET {'/tiles' if args.what == 'tiles' else '/api/v1/locate'} on {args.url}")
         held = run(parsed.host, parsed.port or 80, paths, args.rate, args.seconds)
         sys.exit(0 if held else 1)
     for workers in args.workers:
@@ -85,7 +101,7 @@ def main() -> None:
         try:
             pids = worker_pids(process.pid)
             memory = ", ".join(f"{rss_mib(p):.0f}" for p in pids)
-            print(f"minqing serve --workers {workers}: worker RSS {memory} MiB")
+            print(f"minqing serve --workers {workers}: worker RSS {memory} MiB, {args.what}")
             held = run("127.0.0.1", port, paths, args.rate, args.seconds) and held
         finally:
             process.send_signal(signal.SIGTERM)
