@@ -124,7 +124,7 @@ def _pipelined(conn: Connection, statements: list[Statement]) -> list[list[Any]]
     with raw.pipeline():
         for _, sql, params in statements:
             cursor = raw.cursor()
-            cursor.execute(_pyformat(sql), params)
+            cursor.execute(_pyformat(sql), params, prepare=False)
             cursors.append(cursor)
     return [cursor.fetchall() for cursor in cursors]
 
