@@ -231,6 +231,14 @@ SELECT id, source, source_id, category, severity, status, reported_at, lon, lat,
 """
 
 
+def _stored(conn: sa.Connection) -> tuple[list[Any], list[Any], list[Any]]:
+    """Every event, status change and re-route move, in a stable order."""
+    return (list(conn.execute(sa.text(_EVENT_SNAPSHOT)).all()),
+            list(conn.execute(sa.text("SELECT * FROM event_status_change ORDER BY id")).all()),
+            list(conn.execute(sa.text(
+                "SELECT * FROM event_reroute_move ORDER BY event_id")).all()))
+
+
 def test_migration_converts_a_database_with_events(database_at_0009: Engine) -> None:
     engine = database_at_0009
     start = dt.datetime(2026, 8, 20, 12, 0, tzinfo=BEIJING)  # 100 days: Aug to Nov
@@ -238,18 +246,12 @@ def test_migration_converts_a_database_with_events(database_at_0009: Engine) -> 
         for statement in _OLD_EVENTS.split(";")[:-1]:
             conn.execute(sa.text(statement), {"start": start} if ":start" in statement else {})
     with engine.connect() as conn:
-        events = conn.execute(sa.text(_EVENT_SNAPSHOT)).all()
-        history = conn.execute(sa.text("SELECT * FROM event_status_change ORDER BY id")).all()
-        moves = conn.execute(sa.text("SELECT * FROM event_reroute_move ORDER BY event_id")).all()
+        events, history, moves = _stored(conn)
     assert (len(events), len(history), len(moves)) == (101, 34, 2)
 
     migrate(engine, "0010")
     with engine.connect() as conn:
-        assert conn.execute(sa.text(_EVENT_SNAPSHOT)).all() == events
-        assert conn.execute(sa.text(
-            "SELECT * FROM event_status_change ORDER BY id")).all() == history
-        assert conn.execute(sa.text(
-            "SELECT * FROM event_reroute_move ORDER BY event_id")).all() == moves
+        assert _stored(conn) == (events, history, moves)
         assert conn.execute(sa.text(
             """SELECT count(*) FROM event e JOIN event_key k
                  ON k.event_id = e.id AND (k.source, k.source_id, k.reported_at)
@@ -281,11 +283,7 @@ def test_migration_converts_a_database_with_events(database_at_0009: Engine) -> 
 
     migrate_down(engine)
     with engine.connect() as conn:
-        assert conn.execute(sa.text(_EVENT_SNAPSHOT)).all() == events
-        assert conn.execute(sa.text(
-            "SELECT * FROM event_status_change ORDER BY id")).all() == history
-        assert conn.execute(sa.text(
-            "SELECT * FROM event_reroute_move ORDER BY event_id")).all() == moves
+        assert _stored(conn) == (events, history, moves)
         assert conn.execute(sa.text("SELECT to_regclass('event_key')")).scalar_one() is None
         assert conn.execute(sa.text(
             "SELECT relkind FROM pg_class WHERE relname = 'event'")).scalar_one() == "r"
