@@ -13,17 +13,18 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import Connection
 
 from layers.rules import LayerRules, load_rules
-from layers.sql_files import event_filter, grid_filter, sql_file
+from layers.sql_files import code_params, event_filter, grid_filter, is_scalar, sql_file
 from layers.warnings import raise_warnings, warning_candidates
 
 # Serialises refreshes across processes (pg_advisory_xact_lock key: "layers" in ASCII).
 REFRESH_LOCK = 0x6C6179657273
-_DIALECT = PGDialect_psycopg()
+_DIALECT = PGDialect_psycopg(paramstyle="numeric_dollar")
 
 
 @dataclass
@@ -77,8 +78,8 @@ Statement = tuple[str, str, dict[str, Any]]  # label, SQL text, parameters
 def _small_statement(params: dict[str, Any], codes: list[str] | None) -> Statement:
     sql = sql_file("small_colour.sql").format(grids=grid_filter(codes),
                                                   events=event_filter(codes)) + \
-        sql_file("write_colour.sql")
-    return "small", sql, {**params, "codes": codes or []}
+        sql_file("write_colour.sql").format(old=grid_filter(codes, "o.code"))
+    return "small", sql, {**params, **code_params(codes)}
 
 
 def _parent_statement(params: dict[str, Any], rules: LayerRules, level: str,
@@ -86,13 +87,14 @@ def _parent_statement(params: dict[str, Any], rules: LayerRules, level: str,
     child = {"medium": "small", "large": "medium"}[level]
     sql = sql_file("parent_colour.sql").format(
         grids=grid_filter(codes, "p.code"), children=grid_filter(codes, "g.parent_code"),
-        rollup=rules.rollup.sql_colour()) + sql_file("write_colour.sql")
-    return level, sql, {**params, "codes": codes or [], "level": level, "child_level": child}
+        rollup=rules.rollup.sql_colour()) + \
+        sql_file("write_colour.sql").format(old=grid_filter(codes, "o.code"))
+    return level, sql, {**params, **code_params(codes), "level": level, "child_level": child}
 
 
 def _heat_statement(params: dict[str, Any], codes: list[str] | None) -> Statement:
     sql = sql_file("heat.sql").format(grids=grid_filter(codes), events=event_filter(codes))
-    return "heat", sql, {**params, "codes": codes or []}
+    return "heat", sql, {**params, **code_params(codes)}
 
 
 def _statements(rules: LayerRules, now: dt.datetime, small: list[str] | None,
@@ -107,41 +109,62 @@ def _statements(rules: LayerRules, now: dt.datetime, small: list[str] | None,
 
 
 @lru_cache(maxsize=64)
-def _pyformat(sql: str) -> str:
-    """The text with psycopg's %(name)s placeholders (and literal % doubled)."""
-    return str(sa.text(sql).compile(dialect=_DIALECT))
+def _native(sql: str) -> tuple[str, tuple[str, ...]]:
+    """The text with PostgreSQL's own $n placeholders, and the parameter names in their order."""
+    compiled = sa.text(sql).compile(dialect=_DIALECT)
+    return str(compiled), tuple(compiled.positiontup or ())
 
 
 def _pipelined(conn: Connection, statements: list[Statement]) -> list[list[Any]]:
     """Rows of each statement, sent to the server in one pipeline (one round trip).
 
-    Not prepared: a generic plan cannot see how few grids the codes array holds and reads far
-    more than the custom plan (measured 2-3 times the server time for one grid).
+    The statements for one grid each are prepared (planning them was most of their time); those
+    over an array of codes are not (sql_files.is_scalar). A raw cursor takes the $n text as it is
+    (psycopg would parse a long %(name)s text again on every call).
     """
     raw = conn.connection.driver_connection
     assert raw is not None
     cursors = []
     with raw.pipeline():
         for _, sql, params in statements:
-            cursor = raw.cursor()
-            cursor.execute(_pyformat(sql), params, prepare=False)
+            text, names = _native(sql)
+            cursor = psycopg.RawCursor(raw)
+            cursor.execute(text, [params[n] for n in names], prepare=is_scalar(sql))
             cursors.append(cursor)
     return [cursor.fetchall() for cursor in cursors]
 
 
-def _finish(conn: Connection, result: RefreshResult) -> RefreshResult:
-    result.changed = bool(result.rows_written or result.heat_rows_written)
-    version: Any = conn.execute(sa.text(
-        """UPDATE layer_state SET layer_version = layer_version + :bump,
-                  rules_version = :rules_version, computed_as_of = :as_of,
-                  updated_at = CASE WHEN :bump = 1 THEN now() ELSE updated_at END
-           WHERE id = 1
-           RETURNING layer_version,
-                     CASE WHEN :bump = 1 THEN pg_notify('layer_version', layer_version::text)
-                     END"""),
-        {"bump": int(result.changed), "rules_version": result.rules_version,
-         "as_of": result.as_of}).first()
-    result.layer_version = int(version[0])
+# Bumps the version (and notifies) when a statement of this transaction's refresh wrote a row
+# (write_colour.sql and heat.sql mark it) or grids left the layer; an incremental refresh leaves
+# computed_as_of (the last full recompute, which the periodic refresh goes by) as it is, and
+# touches nothing when the layer must first be computed in full.
+_FINISH = """
+UPDATE layer_state s
+SET layer_version = s.layer_version + b.bump, rules_version = CAST(:rules_version AS text),
+    computed_as_of = CASE WHEN CAST(:full AS boolean) THEN :as_of ELSE s.computed_as_of END,
+    updated_at = CASE WHEN b.bump = 1 THEN now() ELSE s.updated_at END
+FROM (SELECT CASE WHEN CAST(:gone AS boolean)
+                       OR current_setting('minqing.layer_changed', true) = 'yes'
+                  THEN 1 ELSE 0 END AS bump) AS b
+WHERE s.id = 1 AND (CAST(:full AS boolean)
+                    OR (s.computed_as_of IS NOT NULL
+                        AND s.rules_version = CAST(:rules_version AS text)))
+RETURNING s.layer_version, b.bump,
+          CASE WHEN b.bump = 1 THEN pg_notify('layer_version', s.layer_version::text) END,
+          set_config('minqing.layer_changed', '', true)
+"""
+_LOCK = "SELECT pg_advisory_xact_lock(CAST(:key AS bigint))"
+# A statement of its own: its snapshot is taken after the lock is held.
+_STATE = "SELECT rules_version, computed_as_of FROM layer_state WHERE id = 1"
+
+
+def _finish_params(result: RefreshResult, gone: bool) -> dict[str, Any]:
+    return {"rules_version": result.rules_version, "full": result.full, "as_of": result.as_of,
+            "gone": gone}
+
+
+def _finished(result: RefreshResult, row: Any) -> RefreshResult:
+    result.layer_version, result.changed = int(row[0]), bool(row[1])
     return result
 
 
@@ -152,35 +175,15 @@ def _timed(result: RefreshResult, label: str, fn: Any) -> Any:
     return value
 
 
-def _run(conn: Connection, rules: LayerRules, now: dt.datetime, small: list[str] | None,
-         medium: list[str] | None, large: list[str] | None) -> RefreshResult:
-    result = RefreshResult(full=small is None, as_of=now, rules_version=rules.version)
-    statements = _statements(rules, now, small, medium, large)
-    if result.full:
-        rows: list[Any] = []
-        for label, sql, params in statements:
-            started = time.perf_counter()
-            rows.append(conn.execute(sa.text(sql), params).all())
-            result.seconds[label] = time.perf_counter() - started
-    else:
-        rows = _timed(result, "statements", lambda: _pipelined(conn, statements))
+def _count(result: RefreshResult, rows: list[Any]) -> list[Any]:
+    """Adds the statements' counts to the result; the warning candidates."""
     small_rows, medium_rows, large_rows, heat_rows, candidates = rows
     for level_rows in (small_rows, medium_rows, large_rows):
-        changes, written = level_rows[0]
+        changes, written, _ = level_rows[0]
         result.colour_changes += int(changes)
         result.rows_written += int(written)
     result.heat_rows_written = int(heat_rows[0][0])
-    raised = _timed(result, "warnings", lambda: raise_warnings(conn, rules, now, candidates))
-    result.warnings = len(raised)
-    return result
-
-
-def _lock_and_state(conn: Connection) -> tuple[str, dt.datetime | None]:
-    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": REFRESH_LOCK})
-    # A statement of its own: its snapshot is taken after the lock is held.
-    row = conn.execute(sa.text(
-        "SELECT rules_version, computed_as_of FROM layer_state WHERE id = 1")).one()
-    return str(row.rules_version), row.computed_as_of
+    return candidates
 
 
 def refresh_all(conn: Connection, now: dt.datetime | None = None,
@@ -188,7 +191,8 @@ def refresh_all(conn: Connection, now: dt.datetime | None = None,
     """Recompute every grid's colour, the roll-ups, heat and warnings from all events."""
     now, rules = _now(now), rules or load_rules()
     started = time.perf_counter()
-    _lock_and_state(conn)
+    result = RefreshResult(full=True, as_of=now, rules_version=rules.version)
+    conn.execute(sa.text(_LOCK), {"key": REFRESH_LOCK})
     # Grids retired by a boundary change leave the layer.
     gone: Any = conn.execute(sa.text(
         """WITH a AS (DELETE FROM grid_colour c WHERE NOT EXISTS
@@ -202,13 +206,21 @@ def refresh_all(conn: Connection, now: dt.datetime | None = None,
         "SELECT current_setting('enable_nestloop'), set_config('enable_nestloop', 'off', true)"
     )).scalar_one()
     try:
-        result = _run(conn, rules, now, None, None, None)
+        rows: list[Any] = []
+        for label, sql, params in _statements(rules, now, None, None, None):
+            step = time.perf_counter()
+            rows.append(conn.execute(sa.text(sql), params).all())
+            result.seconds[label] = time.perf_counter() - step
     finally:
         conn.execute(sa.text("SELECT set_config('enable_nestloop', :v, true)"), {"v": saved})
+    candidates = _count(result, rows)
     result.rows_written += int(gone)
+    raised = _timed(result, "warnings", lambda: raise_warnings(conn, rules, now, candidates))
+    result.warnings = len(raised)
     result.grids = int(conn.execute(sa.text("SELECT count(*) FROM grid_colour")).scalar_one())
+    row = conn.execute(sa.text(_FINISH), _finish_params(result, bool(gone))).one()
     result.seconds["total"] = time.perf_counter() - started
-    return _finish(conn, result)
+    return _finished(result, row)
 
 
 def refresh_grids(conn: Connection, codes: list[str] | set[str], now: dt.datetime | None = None,
@@ -217,20 +229,28 @@ def refresh_grids(conn: Connection, codes: list[str] | set[str], now: dt.datetim
 
     Codes of any level are accepted: a medium or large code recomputes that grid's roll-up and
     its parent. When the layer was never computed, or under other rules, this is refresh_all.
+    The lock, the state check, every statement and the version bump go in one round trip.
     """
     now, rules = _now(now), rules or load_rules()
     started = time.perf_counter()
-    stored_rules, computed_as_of = _lock_and_state(conn)
-    if computed_as_of is None or stored_rules != rules.version:
-        return refresh_all(conn, now, rules)
     wanted = sorted({c for c in codes if c})
     small = [c for c in wanted if len(c) == 15]
     medium = sorted({c[:12] for c in wanted if len(c) >= 12})
     large = sorted({c[:9] for c in wanted})
-    result = _run(conn, rules, now, small, medium, large)
+    result = RefreshResult(full=False, as_of=now, rules_version=rules.version)
+    statements = [("lock", _LOCK, {"key": REFRESH_LOCK}), ("state", _STATE, {}),
+                  *_statements(rules, now, small, medium, large),
+                  ("finish", _FINISH, _finish_params(result, False))]
+    _, state, *rows, finish = _timed(result, "statements", lambda: _pipelined(conn, statements))
+    stored_rules, computed_as_of = state[0]
+    if computed_as_of is None or stored_rules != rules.version:
+        return refresh_all(conn, now, rules)  # what was written here is written again
+    candidates = _count(result, rows)
+    raised = _timed(result, "warnings", lambda: raise_warnings(conn, rules, now, candidates))
+    result.warnings = len(raised)
     result.grids = len(small) + len(medium) + len(large)
     result.seconds["total"] = time.perf_counter() - started
-    return _finish(conn, result)
+    return _finished(result, finish[0])
 
 
 def ensure_layer(conn: Connection, now: dt.datetime | None = None,

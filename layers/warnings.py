@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from layers.rules import LayerRules
-from layers.sql_files import event_filter, grid_filter, sql_file
+from layers.sql_files import code_params, event_filter, grid_filter, sql_file
 
 BEIJING = dt.timezone(dt.timedelta(hours=8))
 
@@ -52,7 +52,7 @@ def warning_candidates(rules: LayerRules, now: dt.datetime, codes: list[str] | N
         "now": now, "day_start": day_start,
         "baseline_start": day_start - dt.timedelta(days=rule.baseline_days),
         "baseline_days": rule.baseline_days, "min_events": rule.min_events,
-        "floor_per_day": rule.floor_per_day, "codes": codes or []}
+        "floor_per_day": rule.floor_per_day, **code_params(codes)}
 
 
 def raise_warnings(conn: Connection, rules: LayerRules, now: dt.datetime,

@@ -8,7 +8,8 @@ dates (copy k: k mod 4 quarters back, plus k div 4 times 17 minutes; copies olde
 fixtures' 90 days have every event closed), so that the last 30 days hold about a twelfth.
 Times, in the same run: a plain GROUP BY count over the whole table and over the long window
 (the baselines), the full recompute (first run writing every grid, then a steady re-run), and the
-incremental refresh after batches of 1, 100 and 1000 new events.
+incremental refresh after batches of 1, 100 and 1000 new events (each committed, then its
+grids refreshed in a transaction of their own, as the service does).
 """
 
 from __future__ import annotations
@@ -91,6 +92,24 @@ def fill_events(engine: sa.Engine, rows: list[dict[str, Any]], n: int) -> float:
     return time.perf_counter() - started
 
 
+def insert_events(conn: sa.Connection, picked: list[dict[str, Any]], prefix: str,
+                  now: dt.datetime) -> None:
+    """New open events (source "bench") at the fixtures' positions, ten minutes before now."""
+    conn.execute(sa.text(
+        """WITH stored AS (
+               INSERT INTO event (source, source_id, category, severity, status, reported_at,
+                                  due_at, lon, lat, grid_code, grid_version, route)
+               VALUES ('bench', :sid, :category, :severity, 'open', :at, :due, :lon, :lat,
+                       :code, 1, 'exact')
+               RETURNING id, source, source_id, reported_at)
+           INSERT INTO event_key (source, source_id, event_id, reported_at)
+           SELECT source, source_id, id, reported_at FROM stored"""),
+        [{"sid": f"{prefix}-{i}", "category": r["category"], "severity": int(r["severity"]),
+          "at": now - dt.timedelta(minutes=10), "due": now + dt.timedelta(days=3),
+          "lon": float(r["true_lon"]), "lat": float(r["true_lat"]), "code": r["expected_code"]}
+         for i, r in enumerate(picked)])
+
+
 def timed(fn: Callable[[], Any], repeat: int) -> list[float]:
     """Wall times of ``repeat`` runs."""
     times = []
@@ -153,30 +172,24 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     routed = [r for r in rows if r["expected_code"]]
     batches: dict[int, list[float]] = {}
+    touched: set[str] = set()
     for size, repeat in ((1, 30), (100, 10), (1000, 5)):
         for b in range(repeat):
             pick = rng.choice(len(routed), size, replace=False)
-            with engine.connect() as conn:
-                conn.execute(sa.text(
-                    """WITH stored AS (
-                           INSERT INTO event (source, source_id, category, severity, status,
-                                              reported_at, due_at, lon, lat, grid_code,
-                                              grid_version, route)
-                           VALUES ('bench', :sid, :category, :severity, 'open', :at, :due,
-                                   :lon, :lat, :code, 1, 'exact')
-                           RETURNING id, source, source_id, reported_at)
-                       INSERT INTO event_key (source, source_id, event_id, reported_at)
-                       SELECT source, source_id, id, reported_at FROM stored"""),
-                    [{"sid": f"N{size}-{b}-{i}", "category": routed[i]["category"],
-                      "severity": int(routed[i]["severity"]),
-                      "at": now - dt.timedelta(minutes=10), "due": now + dt.timedelta(days=3),
-                      "lon": float(routed[i]["true_lon"]), "lat": float(routed[i]["true_lat"]),
-                      "code": routed[i]["expected_code"]} for i in pick])
-                codes = {routed[i]["expected_code"] for i in pick}
+            codes = {routed[i]["expected_code"] for i in pick}
+            touched |= codes
+            # As the service does: the events commit, then their grids refresh in a
+            # transaction of their own (which commits, keeping the connection's prepared plans).
+            with engine.begin() as conn:
+                insert_events(conn, [routed[i] for i in pick], f"N{size}-{b}", now)
+            with engine.begin() as conn:
                 started = time.perf_counter()
                 refresh_grids(conn, codes, now, rules)
                 batches.setdefault(size, []).append(time.perf_counter() - started)
-                conn.rollback()
+    with engine.begin() as conn:  # the store as it was
+        conn.execute(sa.text("DELETE FROM event_key WHERE source = 'bench'"))
+        conn.execute(sa.text("DELETE FROM event WHERE source = 'bench'"))
+        refresh_grids(conn, touched, now, rules)
     base = figures["baseline: GROUP BY grid_code, whole table"]
     print(f"events in store: {total:,} ({in_window:,} in the last {rules.windows.long_days} "
           f"days); COPY {copy_s:.1f} s" + (f" ({total / copy_s:,.0f} events/s)" if copy_s else ""))

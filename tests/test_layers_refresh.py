@@ -313,6 +313,41 @@ def test_incremental_refresh_equals_a_full_one_and_notifies(
     assert notes == [str(bumped.layer_version)]
 
 
+def test_one_grid_refreshes_on_prepared_plans_equal_a_full_one(
+        conn: sa.Connection, engine: sa.Engine, fixture_dir: Path) -> None:
+    rows = _fixture_events(fixture_dir)
+    last = dt.datetime.fromisoformat(max(r["reported_at"] for r in rows))
+    now = last + dt.timedelta(hours=1)
+    _insert_fixture_rows(conn, rows[:-40], dt.timedelta(0), "a-")
+    conn.execute(sa.text("ANALYZE event"))
+    first = refresh_all(conn, now, RULES)
+    conn.commit()
+    late = rows[-40:]
+    codes = sorted({r["expected_code"] for r in late})
+    # One grid at a time, as events arrive one by one, on a connection whose transactions
+    # commit (so it keeps its prepared statements): past five runs they run on generic plans.
+    with engine.connect() as refresher:
+        for i, r in enumerate(late):
+            with engine.begin() as other:
+                _insert_fixture_rows(other, [r], now - last - dt.timedelta(minutes=30), f"b{i}-")
+            refresh_grids(refresher, [r["expected_code"]], now, RULES)
+            refresher.commit()
+        generic = refresher.execute(sa.text(
+            "SELECT sum(generic_plans) FROM pg_prepared_statements")).scalar_one()
+        refresher.commit()
+    assert generic >= 7 * (len(late) - 5)  # lock, state and the five statements
+    state = conn.execute(sa.text(
+        "SELECT layer_version, computed_as_of FROM layer_state WHERE id = 1")).one()
+    # computed_as_of stays the full recompute's: the periodic refresh goes by it.
+    assert state.computed_as_of == first.as_of
+    assert first.layer_version < state.layer_version <= first.layer_version + len(late)
+    incremental = _layer(conn)
+    full = refresh_all(conn, now, RULES)
+    assert (full.rows_written, full.heat_rows_written, full.changed) == (0, 0, False)
+    assert _layer(conn) == incremental
+    assert len(codes) > 5  # many grids, each through the same prepared statements
+
+
 def test_the_service_refresh_runs_only_on_a_computed_layer_when_due(
         conn: sa.Connection, engine: sa.Engine) -> None:
     conn.commit()

@@ -83,7 +83,7 @@ def _after_commit(request: Request, codes: set[str]) -> None:
     if not codes:
         return
     try:
-        with request.app.state.engine.begin() as conn:
+        with request.app.state.layer_engine.begin() as conn:
             refresh_grids(conn, sorted(codes))
     except Exception:  # the events are stored; colours catch up at the next refresh
         log.exception("layer refresh after ingest failed for %d grids", len(codes))

@@ -27,4 +27,6 @@ put AS (
     WHERE (h.events_7d, h.events_30d) IS DISTINCT FROM (EXCLUDED.events_7d, EXCLUDED.events_30d)
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM put) AS changed
+SELECT changed,
+       CASE WHEN changed > 0 THEN set_config('minqing.layer_changed', 'yes', true) END AS marked
+FROM (SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM put) AS changed) AS n

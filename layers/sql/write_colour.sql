@@ -1,5 +1,7 @@
 -- Shown colour (a live pin wins over the computed one), the change log and the upsert.
--- Follows a "fresh" CTE (small_colour.sql or parent_colour.sql) in the same statement.
+-- Follows a "fresh" CTE (small_colour.sql or parent_colour.sql) in the same statement; the
+-- placeholder filters the stored rows to the same grids (an index probe for a few grids, where
+-- the planner would otherwise hash the whole table).
 , pins AS (
     SELECT DISTINCT ON (code) code, colour, reason, pinned_by, expires_at
     FROM colour_pin
@@ -17,6 +19,9 @@ shown AS (
                             p.reason, f.computed, f.why) END AS shown_why
     FROM fresh f LEFT JOIN pins p ON p.code = f.code
 ),
+old AS (
+    SELECT o.code, o.colour, o.pinned, o.rules_version FROM grid_colour o WHERE {old}
+),
 logged AS (
     INSERT INTO colour_change (code, level, old_colour, new_colour, why, score, rules_version,
                                as_of)
@@ -32,7 +37,7 @@ logged AS (
                     format('rules %s -> %s; ', nullif(o.rules_version, ''), CAST(:rules_version AS text))
                 ELSE '' END || s.shown_why,
            s.score, CAST(:rules_version AS text), :now
-    FROM shown s LEFT JOIN grid_colour o ON o.code = s.code
+    FROM shown s LEFT JOIN old o ON o.code = s.code
     WHERE o.colour IS DISTINCT FROM s.colour OR o.pinned IS DISTINCT FROM s.pinned
     RETURNING 1
 ),
@@ -64,4 +69,8 @@ written AS (
            EXCLUDED.yellow_children, EXCLUDED.blue_children, EXCLUDED.rules_version)
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM logged) AS changes, (SELECT count(*) FROM written) AS written
+-- A written row marks the transaction, so that the version bump needs no answer from here.
+SELECT changes, written,
+       CASE WHEN written > 0 THEN set_config('minqing.layer_changed', 'yes', true) END AS marked
+FROM (SELECT (SELECT count(*) FROM logged) AS changes,
+             (SELECT count(*) FROM written) AS written) AS n
