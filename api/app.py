@@ -32,6 +32,7 @@ from gis.events.partitions import maintain_partitions
 from gis.grid_listener import GridVersionListener
 from gis.grid_snapshot import SnapshotHolder
 from gis.store import create_engine, resolve_database
+from layers.coalesce import GridRefresher
 from layers.refresher import PeriodicRefresh
 
 log = logging.getLogger(__name__)
@@ -47,10 +48,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(database, pool_size=settings.db.pool_size)
         app.state.database = database
         app.state.engine = engine
-        # Refreshes after ingest on connections of their own: their transactions always commit,
-        # so they keep their prepared statements (psycopg drops every one on a rollback, which
-        # the main pool does to each read-only connection it takes back).
-        app.state.layer_engine = create_engine(database, pool_size=2)
+        # Refreshes after ingest, coalesced, on connections of their own: their transactions
+        # always commit, so they keep their prepared statements (psycopg drops every one on a
+        # rollback, which the main pool does to each read-only connection it takes back).
+        layer_engine = create_engine(database, pool_size=1)
+        app.state.grid_refresher = GridRefresher(layer_engine, settings.layers.rules)
         try:  # the coming months' partitions; a busy table leaves it to the refresher
             maintain_partitions(engine.begin)
         except sa.exc.SQLAlchemyError:
@@ -71,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             layer_refresh.stop()
             listener.stop()
-            app.state.layer_engine.dispose()
+            layer_engine.dispose()
             engine.dispose()
 
     app = FastAPI(title=settings.api.title, version="0.1.0", lifespan=lifespan,

@@ -97,10 +97,22 @@ def _heat_statement(params: dict[str, Any], codes: list[str] | None) -> Statemen
     return "heat", sql, {**params, **code_params(codes)}
 
 
+# Up to this many small grids, each grid's statements run on prepared (generic) plans of their
+# own; more share statements over the codes array, planned for them (docs/LAYERS.md).
+PER_GRID_MAX = 16
+
+
 def _statements(rules: LayerRules, now: dt.datetime, small: list[str] | None,
                 medium: list[str] | None, large: list[str] | None) -> list[Statement]:
     """The refresh's statements, in order: each level reads the colours the one before wrote."""
     params = _params(rules, now)
+    if small is not None and medium is not None and large is not None \
+            and len(small) <= PER_GRID_MAX:
+        return [*(_small_statement(params, [c]) for c in small),
+                *(_parent_statement(params, rules, "medium", [c]) for c in medium),
+                *(_parent_statement(params, rules, "large", [c]) for c in large),
+                *(_heat_statement(params, [c]) for c in small),
+                *(("warnings", *warning_candidates(rules, now, [c])) for c in small)]
     return [_small_statement(params, small),
             _parent_statement(params, rules, "medium", medium),
             _parent_statement(params, rules, "large", large),
@@ -175,14 +187,18 @@ def _timed(result: RefreshResult, label: str, fn: Any) -> Any:
     return value
 
 
-def _count(result: RefreshResult, rows: list[Any]) -> list[Any]:
+def _count(result: RefreshResult, statements: list[Statement], rows: list[Any]) -> list[Any]:
     """Adds the statements' counts to the result; the warning candidates."""
-    small_rows, medium_rows, large_rows, heat_rows, candidates = rows
-    for level_rows in (small_rows, medium_rows, large_rows):
-        changes, written, _ = level_rows[0]
-        result.colour_changes += int(changes)
-        result.rows_written += int(written)
-    result.heat_rows_written = int(heat_rows[0][0])
+    candidates: list[Any] = []
+    for (label, _, _), got in zip(statements, rows, strict=True):
+        if label == "heat":
+            result.heat_rows_written += int(got[0][0])
+        elif label == "warnings":
+            candidates.extend(got)
+        else:  # small, medium, large
+            changes, written, _ = got[0]
+            result.colour_changes += int(changes)
+            result.rows_written += int(written)
     return candidates
 
 
@@ -205,15 +221,16 @@ def refresh_all(conn: Connection, now: dt.datetime | None = None,
     saved: Any = conn.execute(sa.text(
         "SELECT current_setting('enable_nestloop'), set_config('enable_nestloop', 'off', true)"
     )).scalar_one()
+    statements = _statements(rules, now, None, None, None)
     try:
         rows: list[Any] = []
-        for label, sql, params in _statements(rules, now, None, None, None):
+        for label, sql, params in statements:
             step = time.perf_counter()
             rows.append(conn.execute(sa.text(sql), params).all())
             result.seconds[label] = time.perf_counter() - step
     finally:
         conn.execute(sa.text("SELECT set_config('enable_nestloop', :v, true)"), {"v": saved})
-    candidates = _count(result, rows)
+    candidates = _count(result, statements, rows)
     result.rows_written += int(gone)
     raised = _timed(result, "warnings", lambda: raise_warnings(conn, rules, now, candidates))
     result.warnings = len(raised)
@@ -238,14 +255,14 @@ def refresh_grids(conn: Connection, codes: list[str] | set[str], now: dt.datetim
     medium = sorted({c[:12] for c in wanted if len(c) >= 12})
     large = sorted({c[:9] for c in wanted})
     result = RefreshResult(full=False, as_of=now, rules_version=rules.version)
-    statements = [("lock", _LOCK, {"key": REFRESH_LOCK}), ("state", _STATE, {}),
-                  *_statements(rules, now, small, medium, large),
-                  ("finish", _FINISH, _finish_params(result, False))]
-    _, state, *rows, finish = _timed(result, "statements", lambda: _pipelined(conn, statements))
+    statements = _statements(rules, now, small, medium, large)
+    _, state, *rows, finish = _timed(result, "statements", lambda: _pipelined(conn, [
+        ("lock", _LOCK, {"key": REFRESH_LOCK}), ("state", _STATE, {}), *statements,
+        ("finish", _FINISH, _finish_params(result, False))]))
     stored_rules, computed_as_of = state[0]
     if computed_as_of is None or stored_rules != rules.version:
         return refresh_all(conn, now, rules)  # what was written here is written again
-    candidates = _count(result, rows)
+    candidates = _count(result, statements, rows)
     raised = _timed(result, "warnings", lambda: raise_warnings(conn, rules, now, candidates))
     result.warnings = len(raised)
     result.grids = len(small) + len(medium) + len(large)

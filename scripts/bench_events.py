@@ -7,7 +7,9 @@ with the synthetic Lanzhou's grids. N synthetic events are drawn from the fixtur
 positions (jittered by ~50 m, 6 % given in GCJ-02), with the fixture's mix of sources and
 categories. In the same run, on the same rows:
 
-1. ``ingest_events`` in batches (validate, route, COPY + INSERT ON CONFLICT), empty table;
+1. ``ingest_events`` in batches (validate, route, COPY + INSERT ON CONFLICT), empty table, by
+   one client, then by two client processes at once (as two service workers take two posting
+   systems' batches), each with half of the rows;
 2. the CSV import (``minqing events import``'s path), empty table again;
 3. the same CSV again: every row answers "already had it" (a retried import);
 4. baselines: a plain COPY of the same CSV into a bare table (no index, no check), and into a
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import multiprocessing as mp
 import sys
 import tempfile
 import time
@@ -103,6 +106,47 @@ def batch_ingest(engine: sa.Engine, fixture_dir: Path, n: int, batch: int, seed:
     return {"events": int(created), "seconds": spent}
 
 
+def _client(url: str, fixture_dir: Path, n: int, batch: int, seed: int, tag: str,
+            ready: Any, go: Any) -> tuple[int, float, float]:
+    """One client process: its rows drawn beforehand, then ingested from ``go``; created,
+    start and end (wall clock)."""
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        snapshot = load_snapshot(conn)
+    batches = [[{k: v for k, v in r.items() if v != ""} for r in frame.to_dict("records")]
+               for frame in synthetic_chunks(fixture_dir, n, batch, seed, tag)]
+    ready.release()
+    go.wait()
+    created, started = 0, time.time()
+    for rows in batches:
+        with engine.begin() as conn:
+            created += ingest_events(conn, snapshot, rows).count("created")
+    ended = time.time()
+    engine.dispose()
+    return created, started, ended
+
+
+def parallel_ingest(engine: sa.Engine, fixture_dir: Path, n: int, batch: int, seed: int,
+                    clients: int) -> dict[str, Any]:
+    """Step 1 by ``clients`` processes at once, n / clients rows each, empty table; seconds from
+    the first start to the last end."""
+    empty_events(engine)
+    url = engine.url.render_as_string(hide_password=False)
+    context = mp.get_context("spawn")
+    with context.Manager() as manager:
+        ready, go = manager.Semaphore(0), manager.Event()
+        with context.Pool(clients) as pool:
+            runs = [pool.apply_async(_client, (url, fixture_dir, n // clients, batch,
+                                               seed + c, f"P{c}-", ready, go))
+                    for c in range(clients)]
+            for _ in range(clients):
+                ready.acquire()
+            go.set()
+            done = [r.get() for r in runs]
+    return {"events": sum(d[0] for d in done),
+            "seconds": max(d[2] for d in done) - min(d[1] for d in done)}
+
+
 def write_csv(fixture_dir: Path, n: int, seed: int, path: Path) -> float:
     """The same kind of rows as a CSV file; returns seconds spent writing it."""
     started = time.perf_counter()
@@ -168,6 +212,8 @@ def main() -> None:
     figures: dict[str, dict[str, Any]] = {}
     figures[f"ingest_events, batches of {args.batch:,}"] = batch_ingest(
         engine, fixture_dir, args.events, args.batch, args.seed)
+    figures["ingest_events, the same by 2 clients"] = parallel_ingest(
+        engine, fixture_dir, args.events, args.batch, args.seed, 2)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "bench_events.csv"
         written = write_csv(fixture_dir, args.events, args.seed, path)

@@ -9,6 +9,8 @@ import csv
 import datetime as dt
 import json
 import math
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +30,7 @@ from layer_cases import (
 from gis.fixture_load import load_fixtures
 from gis.store import Database, create_engine
 from layers.pins import pin_colour, release_pin
-from layers.refresh import refresh_all, refresh_grids
+from layers.refresh import REFRESH_LOCK, refresh_all, refresh_grids
 from layers.refresher import PeriodicRefresh
 from layers.rules import DEFAULT_RULES, LayerRules, load_rules, parse_rules
 
@@ -395,3 +397,39 @@ def test_an_expired_pin_no_longer_shows_even_before_a_refresh(conn: sa.Connectio
     during = layer_summary(conn, window_days=7, short_days=7, now=NOW)["totals"]["small"]
     after = layer_summary(conn, window_days=7, short_days=7, now=later)["totals"]["small"]
     assert (during["red"], during["pinned"], after["red"], after["pinned"]) == (0, 1, 1, 0)
+
+
+def test_refreshes_asked_while_one_runs_share_the_next(
+        conn: sa.Connection, engine: sa.Engine) -> None:
+    from layers.coalesce import GridRefresher
+
+    now = dt.datetime.now(dt.UTC)
+    refresh_all(conn, now, RULES)
+    conn.commit()
+    _, small = _family(conn)
+    events = [Ev(code, "矛盾纠纷", 4, "open", days_ago=0.5, due_in_days=1) for code in small[:6]]
+    with engine.begin() as other:
+        insert_events(other, events, now, "co")
+    refresher = GridRefresher(engine, DEFAULT_RULES)
+    blocker = engine.connect()  # holds the refresh lock: the first round waits on it
+    blocker.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": REFRESH_LOCK})
+    first = threading.Thread(target=refresher.refresh, args=([small[0]],))
+    first.start()
+    while refresher.stats.requests < 1:
+        time.sleep(0.01)
+    others = [threading.Thread(target=refresher.refresh, args=([code],)) for code in small[1:6]]
+    for t in others:
+        t.start()
+    while refresher.pending < 5:  # the five wait for the round that will take their grids
+        time.sleep(0.01)
+    blocker.rollback()
+    blocker.close()
+    for t in [first, *others]:
+        t.join(timeout=30)
+    assert (refresher.stats.requests, refresher.stats.rounds,
+            refresher.stats.failed_rounds) == (6, 2, 0)
+    score, _ = expected_score(events[:1], RULES, now)
+    assert [_row(conn, code).score for code in small[:6]] == [round(score, 6)] * 6
+    coalesced = _layer(conn)
+    assert refresh_all(conn, now, RULES).rows_written == 0
+    assert _layer(conn) == coalesced

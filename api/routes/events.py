@@ -24,7 +24,6 @@ from gis.events.status import update_event
 from gis.events.view import event_feature, event_json
 from gis.events.vocabulary import GRIDWORKER_SOURCE
 from gis.grid_snapshot import GridSnapshot
-from layers.refresh import refresh_grids
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +79,7 @@ def _ingest(request: Request, caller: Caller, rows: list[Any]) -> IngestResult:
 
 
 def _after_commit(request: Request, codes: set[str]) -> None:
-    if not codes:
-        return
-    try:
-        with request.app.state.layer_engine.begin() as conn:
-            refresh_grids(conn, sorted(codes))
-    except Exception:  # the events are stored; colours catch up at the next refresh
-        log.exception("layer refresh after ingest failed for %d grids", len(codes))
+    request.app.state.grid_refresher.refresh(codes)  # pooled with concurrent requests' grids
 
 
 @router.post("/events", summary="Ingest one event (idempotent on source + source_id)",

@@ -1,4 +1,5 @@
-"""Prometheus metrics of this worker: requests, latency, router rebuilds, grid version, unrouted."""
+"""Prometheus metrics of this worker: requests, latency, router rebuilds, grid version, unrouted,
+layer refreshes after ingest."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ router = APIRouter(tags=["operations"])
 ROUTER_REBUILDS = Gauge("minqing_router_rebuilds", "Router index builds in this worker")
 GRID_VERSION = Gauge("minqing_router_grid_version", "Grid version the router index holds")
 UNROUTED = Gauge("minqing_events_unrouted", "Events waiting to be placed by hand (-1: unknown)")
+LAYER_REQUESTS = Gauge("minqing_layer_refresh_requests",
+                       "Ingest requests whose grids this worker refreshed")
+LAYER_ROUNDS = Gauge("minqing_layer_refresh_rounds",
+                     "Refreshes run for them (fewer than requests: concurrent ones were pooled)")
 DATABASE_UP = Gauge("minqing_database_up", "1 while this worker's grid listener reaches PostGIS")
 
 
@@ -38,5 +43,8 @@ def metrics(request: Request) -> Response:
     if holder.current is not None:
         GRID_VERSION.set(holder.current.version)
     UNROUTED.set(_unrouted(request))
+    stats = request.app.state.grid_refresher.stats
+    LAYER_REQUESTS.set(stats.requests)
+    LAYER_ROUNDS.set(stats.rounds)
     DATABASE_UP.set(0 if database_down(request) else 1)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
