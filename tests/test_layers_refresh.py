@@ -337,7 +337,7 @@ def test_one_grid_refreshes_on_prepared_plans_equal_a_full_one(
         generic = refresher.execute(sa.text(
             "SELECT sum(generic_plans) FROM pg_prepared_statements")).scalar_one()
         refresher.commit()
-    assert generic >= 7 * (len(late) - 5)  # lock, state and the five statements
+    assert generic >= 8 * (len(late) - 5)  # lock, state, the five statements, the bump
     state = conn.execute(sa.text(
         "SELECT layer_version, computed_as_of FROM layer_state WHERE id = 1")).one()
     # computed_as_of stays the full recompute's: the periodic refresh goes by it.
@@ -415,12 +415,15 @@ def test_refreshes_asked_while_one_runs_share_the_next(
     blocker.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": REFRESH_LOCK})
     first = threading.Thread(target=refresher.refresh, args=([small[0]],))
     first.start()
+    deadline = time.monotonic() + 30
     while refresher.stats.requests < 1:
+        assert time.monotonic() < deadline
         time.sleep(0.01)
     others = [threading.Thread(target=refresher.refresh, args=([code],)) for code in small[1:6]]
     for t in others:
         t.start()
     while refresher.pending < 5:  # the five wait for the round that will take their grids
+        assert time.monotonic() < deadline
         time.sleep(0.01)
     blocker.rollback()
     blocker.close()
