@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gc
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,14 @@ from event_truth import fixture_events
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from gis.events.ingest import ALREADY, CREATED, REJECTED, StaleGridVersion, ingest_events
+from gis.events.ingest import (
+    ALREADY,
+    CREATED,
+    REJECTED,
+    StaleGridVersion,
+    ingest_events,
+    paused_gc,
+)
 from gis.fixture_load import load_fixtures
 from gis.grid_listener import libpq_url
 from gis.grid_snapshot import GridSnapshot, load_snapshot
@@ -288,3 +297,41 @@ def test_large_batch_keeps_row_order_and_repeats(city: City) -> None:
     assert result.outcomes[2 * 2500 + 1].result == REJECTED
     assert result.count(CREATED) == n - 2
     assert city.count("SELECT count(*) FROM event WHERE source_id LIKE 'LARGE-%'") == n - 2
+
+
+def test_garbage_collector_is_back_after_each_batch(city: City) -> None:
+    assert gc.isenabled()
+    seen: list[bool] = []
+    inner = threading.Event()
+    outer_done = threading.Event()
+
+    def other_batch() -> None:  # a second thread's batch outlasts the first one
+        with paused_gc():
+            inner.set()
+            outer_done.wait(5)
+            seen.append(gc.isenabled())
+        seen.append(gc.isenabled())
+
+    worker = threading.Thread(target=other_batch)
+    with paused_gc():
+        worker.start()
+        assert inner.wait(5)
+        seen.append(gc.isenabled())
+    seen.append(gc.isenabled())  # the other batch still runs: still paused
+    outer_done.set()
+    worker.join(5)
+    assert seen == [False, False, False, True]
+    assert gc.isenabled()
+    # A batch that fails (a stale router) hands the collector back too.
+    stale = dataclasses.replace(city.snapshot, version=city.snapshot.version - 1)
+    _, x, y = _inside(city)
+    with city.engine.begin() as conn, pytest.raises(StaleGridVersion):
+        ingest_events(conn, stale, [_event("GC-1", x, y)])
+    assert gc.isenabled()
+    # An application that turned the collector off keeps it off.
+    gc.disable()
+    try:
+        assert city.ingest([_event("GC-2", x, y)]).count(CREATED) == 1
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

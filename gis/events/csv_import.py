@@ -30,6 +30,7 @@ from gis.events.ingest import (
     IngestResult,
     PreparedBatch,
     StaleGridVersion,
+    paused_gc,
     prepare_events,
     store_prepared,
 )
@@ -112,7 +113,9 @@ def _prepare_ahead(chunks: Iterator[pd.DataFrame], snapshot: Callable[[bool], Gr
             for frame in chunks:
                 if stop.is_set():
                     return
-                ready.put((frame, prepare_events(snapshot(False), chunk_rows(frame, default_crs))))
+                with paused_gc():
+                    batch = prepare_events(snapshot(False), chunk_rows(frame, default_crs))
+                ready.put((frame, batch))
             ready.put(_DONE)
         except BaseException as exc:  # handed to the consumer, raised there
             ready.put(exc)
@@ -177,6 +180,13 @@ def import_csv(begin: Callable[[], AbstractContextManager[Connection]],
 def _store_chunk(begin: Callable[[], AbstractContextManager[Connection]],
                  snapshot: Callable[[bool], GridSnapshot], frame: pd.DataFrame,
                  batch: PreparedBatch, default_crs: str) -> IngestResult:
+    with paused_gc():
+        return _store_or_reroute(begin, snapshot, frame, batch, default_crs)
+
+
+def _store_or_reroute(begin: Callable[[], AbstractContextManager[Connection]],
+                      snapshot: Callable[[bool], GridSnapshot], frame: pd.DataFrame,
+                      batch: PreparedBatch, default_crs: str) -> IngestResult:
     try:
         with begin() as conn:
             return store_prepared(conn, batch)

@@ -9,8 +9,11 @@ take is stored as unrouted with the reason.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -76,6 +79,35 @@ CROSS JOIN LATERAL (SELECT k.event_id, k.reported_at FROM event_key k
                     WHERE k.source = w.source AND k.source_id = w.source_id LIMIT 1) AS k
 JOIN event e ON e.id = k.event_id AND e.reported_at = k.reported_at
 """
+
+
+_gc_lock = threading.Lock()
+_gc_pausers = 0
+_gc_was_enabled = True
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Hold off Python's cyclic garbage collector while a batch builds its objects.
+
+    A batch of 10 k events makes some 200 k objects (models, dicts, row tuples), none of them in a
+    reference cycle, and each few thousand allocations trigger a collection that walks them again:
+    a third of the client's time per event. Reference counting still frees everything; cycles made
+    meanwhile elsewhere are collected once the last batch in flight (of any thread) is done.
+    """
+    global _gc_pausers, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pausers == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pausers += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pausers -= 1
+            if _gc_pausers == 0 and _gc_was_enabled:
+                gc.enable()
 
 
 class StaleGridVersion(Unavailable):
@@ -220,8 +252,9 @@ def store_prepared(conn: Connection, batch: PreparedBatch, *, notify: bool = Tru
             copy.set_types(_COPY_TYPES)
             for row in batch.rows:
                 copy.write_row(row)
-        created = {(r.source, r.source_id): int(r.id)
-                   for r in conn.execute(sa.text(_INSERT))}
+        cursor.execute(_INSERT)  # the driver's tuples: a third of the cost of result rows
+        created = {(source, source_id): event_id
+                   for event_id, source, source_id in cursor.fetchall()}
         first: set[tuple[str, str]] = set()
         again: list[int] = []
         for k in batch.keep:
@@ -256,8 +289,9 @@ def ingest_events(conn: Connection, snapshot: GridSnapshot,
                   only_source: str | None = None, now: dt.datetime | None = None,
                   notify: bool = True) -> IngestResult:
     """Validate, route and store a batch in the caller's transaction; one outcome per row."""
-    batch = prepare_events(snapshot, rows, only_source=only_source, now=now)
-    return store_prepared(conn, batch, notify=notify)
+    with paused_gc():
+        batch = prepare_events(snapshot, rows, only_source=only_source, now=now)
+        return store_prepared(conn, batch, notify=notify)
 
 
 def notify_ingest(conn: Connection, result: IngestResult) -> None:
