@@ -330,17 +330,34 @@ def test_one_grid_refreshes_on_prepared_plans_equal_a_full_one(
     conn.commit()
     codes = sorted({r["expected_code"] for r in late})
     # One grid at a time, as events arrive one by one, on a connection whose transactions
-    # commit (so it keeps its prepared statements): past five runs they run on generic plans.
-    with engine.connect() as refresher:
+    # commit (so it keeps its prepared statements), each statement on its generic plan from the
+    # first call; the caller's plan_cache_mode is its own again once the refresh is done.
+    fresh = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)  # no statement prepared
+    with fresh.connect() as refresher:
         for i, r in enumerate(late):
             with engine.begin() as other:
                 _insert_fixture_rows(other, [r], shift, f"b{i}-")
+            if i == 1:
+                refresher.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
             refresh_grids(refresher, [r["expected_code"]], now, RULES)
+            mode = refresher.execute(sa.text("SHOW plan_cache_mode")).scalar_one()
+            assert mode == ("force_custom_plan" if i == 1 else "auto")
             refresher.commit()
-        generic = refresher.execute(sa.text(
-            "SELECT sum(generic_plans) FROM pg_prepared_statements")).scalar_one()
+        plans = {row.statement.strip().split("\n")[0]: (row.generic_plans, row.custom_plans)
+                 for row in refresher.execute(sa.text(
+                     "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
+                     " WHERE statement NOT LIKE '%pg_prepared_statements%'"
+                     " AND statement NOT LIKE 'SHOW %'"))}
         refresher.commit()
-    assert generic >= 8 * (len(late) - 5)  # lock, state, the five statements, the bump
+    fresh.dispose()
+    # The lock, the state and the plan switch run under the caller's mode (only the lock has a
+    # parameter: custom plans on its first five calls); the small, medium and large (one text),
+    # heat and warning statements, the bump and the switch back: generic plans only.
+    assert len(plans) == 9
+    lock = "SELECT pg_advisory_xact_lock(CAST($1 AS bigint))"
+    assert {first for first, (_, c) in plans.items() if c} == {lock}
+    assert plans[lock] == (len(late) - 5, 5)
+    assert sum(g for g, _ in plans.values()) == 10 * len(late) - 5
     state = conn.execute(sa.text(
         "SELECT layer_version, computed_as_of FROM layer_state WHERE id = 1")).one()
     # computed_as_of stays the full recompute's: the periodic refresh goes by it.
