@@ -181,16 +181,10 @@ def _store_chunk(begin: Callable[[], AbstractContextManager[Connection]],
                  snapshot: Callable[[bool], GridSnapshot], frame: pd.DataFrame,
                  batch: PreparedBatch, default_crs: str) -> IngestResult:
     with paused_gc():
-        return _store_or_reroute(begin, snapshot, frame, batch, default_crs)
-
-
-def _store_or_reroute(begin: Callable[[], AbstractContextManager[Connection]],
-                      snapshot: Callable[[bool], GridSnapshot], frame: pd.DataFrame,
-                      batch: PreparedBatch, default_crs: str) -> IngestResult:
-    try:
-        with begin() as conn:
-            return store_prepared(conn, batch)
-    except StaleGridVersion:  # a boundary change committed: route this chunk again
-        fresh = prepare_events(snapshot(True), chunk_rows(frame, default_crs))
-        with begin() as conn:
-            return store_prepared(conn, fresh)
+        try:
+            with begin() as conn:
+                return store_prepared(conn, batch)
+        except StaleGridVersion:  # a boundary change committed: route this chunk again
+            fresh = prepare_events(snapshot(True), chunk_rows(frame, default_crs))
+            with begin() as conn:
+                return store_prepared(conn, fresh)
