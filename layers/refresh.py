@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from layers.rules import LayerRules, load_rules
 from layers.sql_files import code_params, event_filter, grid_filter, is_scalar, sql_file
-from layers.warnings import raise_warnings, warning_candidates
+from layers.warnings import raise_warnings, warning_params
 
 # Serialises refreshes across processes (pg_advisory_xact_lock key: "layers" in ASCII).
 REFRESH_LOCK = 0x6C6179657273
@@ -63,8 +63,11 @@ def _now(now: dt.datetime | None) -> dt.datetime:
 
 def _params(rules: LayerRules, now: dt.datetime) -> dict[str, Any]:
     short_days, long_days = rules.windows.days()
+    long_start = now - dt.timedelta(days=long_days)
+    warnings = warning_params(rules, now)
     return {"now": now, "short_start": now - dt.timedelta(days=short_days),
-            "long_start": now - dt.timedelta(days=long_days), "short_days": short_days,
+            "long_start": long_start, "short_days": short_days,
+            "read_start": min(long_start, warnings["baseline_start"]), **warnings,
             "long_days": long_days, "short_scale": rules.windows.short_scale,
             "long_scale": rules.windows.long_scale, "red": rules.colours.red,
             "yellow": rules.colours.yellow, "rules_version": rules.version,
@@ -76,9 +79,12 @@ Statement = tuple[str, str, dict[str, Any]]  # label, SQL text, parameters
 
 
 def _small_statement(params: dict[str, Any], codes: list[str] | None) -> Statement:
+    """Score, colour, heat and warning candidates of the small grids (all for codes None)."""
+    recent = "NOT MATERIALIZED" if codes is None else "MATERIALIZED"
     sql = sql_file("small_colour.sql").format(grids=grid_filter(codes),
-                                                  events=event_filter(codes)) + \
-        sql_file("write_colour.sql").format(old=grid_filter(codes, "o.code"))
+                                              events=event_filter(codes), recent=recent) + \
+        sql_file("write_colour.sql").format(old=grid_filter(codes, "o.code")) + \
+        sql_file("small_tail.sql")
     return "small", sql, {**params, **code_params(codes)}
 
 
@@ -88,13 +94,9 @@ def _parent_statement(params: dict[str, Any], rules: LayerRules, level: str,
     sql = sql_file("parent_colour.sql").format(
         grids=grid_filter(codes, "p.code"), children=grid_filter(codes, "g.parent_code"),
         rollup=rules.rollup.sql_colour()) + \
-        sql_file("write_colour.sql").format(old=grid_filter(codes, "o.code"))
+        sql_file("write_colour.sql").format(old=grid_filter(codes, "o.code")) + \
+        sql_file("colour_result.sql")
     return level, sql, {**params, **code_params(codes), "level": level, "child_level": child}
-
-
-def _heat_statement(params: dict[str, Any], codes: list[str] | None) -> Statement:
-    sql = sql_file("heat.sql").format(grids=grid_filter(codes), events=event_filter(codes))
-    return "heat", sql, {**params, **code_params(codes)}
 
 
 # Up to this many small grids, each grid's statements run on prepared (generic) plans of their
@@ -110,14 +112,10 @@ def _statements(rules: LayerRules, now: dt.datetime, small: list[str] | None,
             and len(small) <= PER_GRID_MAX:
         return [*(_small_statement(params, [c]) for c in small),
                 *(_parent_statement(params, rules, "medium", [c]) for c in medium),
-                *(_parent_statement(params, rules, "large", [c]) for c in large),
-                *(_heat_statement(params, [c]) for c in small),
-                *(("warnings", *warning_candidates(rules, now, [c])) for c in small)]
+                *(_parent_statement(params, rules, "large", [c]) for c in large)]
     return [_small_statement(params, small),
             _parent_statement(params, rules, "medium", medium),
-            _parent_statement(params, rules, "large", large),
-            _heat_statement(params, small),
-            ("warnings", *warning_candidates(rules, now, small))]
+            _parent_statement(params, rules, "large", large)]
 
 
 @lru_cache(maxsize=64)
@@ -147,9 +145,9 @@ def _pipelined(conn: Connection, statements: list[Statement]) -> list[list[Any]]
 
 
 # Bumps the version (and notifies) when a statement of this transaction's refresh wrote a row
-# (write_colour.sql and heat.sql mark it) or grids left the layer; an incremental refresh leaves
-# computed_as_of (the last full recompute, which the periodic refresh goes by) as it is, and
-# touches nothing when the layer must first be computed in full.
+# (small_tail.sql and colour_result.sql mark it) or grids left the layer; an incremental refresh
+# leaves computed_as_of (the last full recompute, which the periodic refresh goes by) as it is,
+# and touches nothing when the layer must first be computed in full.
 _FINISH = """
 UPDATE layer_state s
 SET layer_version = s.layer_version + b.bump, rules_version = CAST(:rules_version AS text),
@@ -204,14 +202,12 @@ def _count(result: RefreshResult, statements: list[Statement], rows: list[Any]) 
     """Adds the statements' counts to the result; the warning candidates."""
     candidates: list[Any] = []
     for (label, _, _), got in zip(statements, rows, strict=True):
-        if label == "heat":
-            result.heat_rows_written += int(got[0][0])
-        elif label == "warnings":
-            candidates.extend(got)
-        else:  # small, medium, large
-            changes, written, _ = got[0]
-            result.colour_changes += int(changes)
-            result.rows_written += int(written)
+        changes, written = got[0][:2]
+        result.colour_changes += int(changes)
+        result.rows_written += int(written)
+        if label == "small":
+            result.heat_rows_written += int(got[0][2])
+            candidates.extend(got[0][4])
     return candidates
 
 

@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from layers.rules import LayerRules
-from layers.sql_files import code_params, event_filter, grid_filter, sql_file
 
 BEIJING = dt.timezone(dt.timedelta(hours=8))
 
@@ -42,17 +41,15 @@ class RaisedWarning:
     p_value: float
 
 
-def warning_candidates(rules: LayerRules, now: dt.datetime, codes: list[str] | None
-                       ) -> tuple[str, dict[str, Any]]:
-    """The statement (and its parameters) finding today's candidates (codes None: all grids)."""
+def warning_params(rules: LayerRules, now: dt.datetime) -> dict[str, Any]:
+    """The bound values the small grids' statement finds today's candidates with
+    (layers/sql/small_tail.sql)."""
     rule = rules.warnings
     day_start = now - dt.timedelta(days=1)
-    return sql_file("warning_candidates.sql").format(
-        grids=grid_filter(codes), events=event_filter(codes)), {
-        "now": now, "day_start": day_start,
-        "baseline_start": day_start - dt.timedelta(days=rule.baseline_days),
-        "baseline_days": rule.baseline_days, "min_events": rule.min_events,
-        "floor_per_day": rule.floor_per_day, **code_params(codes)}
+    return {"day_start": day_start,
+            "baseline_start": day_start - dt.timedelta(days=rule.baseline_days),
+            "baseline_days": rule.baseline_days, "min_events": rule.min_events,
+            "floor_per_day": rule.floor_per_day}
 
 
 def raise_warnings(conn: Connection, rules: LayerRules, now: dt.datetime,

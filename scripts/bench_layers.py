@@ -8,9 +8,11 @@ dates (copy k: k mod 4 quarters back, plus k div 4 times 17 minutes; copies olde
 fixtures' 90 days have every event closed), so that the last 30 days hold about a twelfth.
 Times, in the same run: a plain GROUP BY count over the whole table and over the long window
 (the baselines), the full recompute (first run writing every grid, then a steady re-run), and the
-incremental refresh after batches of 1, 100 and 1000 new events (each committed, then its
-grids refreshed in a transaction of their own, as the service does), and a burst of single-event
-requests from 8 threads refreshed through the service's coalescing (layers/coalesce.py).
+incremental refresh after batches of 1, 10, 30, 100 and 1000 new events (each committed, then its
+grids refreshed in a transaction of their own, as the service does) against one prepared indexed
+read of a grid's window events (the lone event's baseline), and a burst of single-event requests
+from 32 threads refreshed each on its own and through the service's coalescing
+(layers/coalesce.py).
 """
 
 from __future__ import annotations
@@ -200,6 +202,18 @@ def main() -> None:
                 refresh_grids(conn, codes, now, rules)
                 if b >= warm:
                     batches.setdefault(size, []).append(time.perf_counter() - started)
+    # A baseline for the lone event, in the same run: one prepared, indexed read of a grid's
+    # events of the long window (what any refresh of the grid must at least touch).
+    lone_read: list[float] = []
+    with psycopg.connect(_psycopg_url(engine)) as raw:
+        for b in range(230):
+            code = routed[int(rng.integers(len(routed)))]["expected_code"]
+            started = time.perf_counter()
+            raw.execute("SELECT count(*), sum(severity) FROM event WHERE grid_code = %s"
+                        " AND reported_at > %s AND reported_at <= %s",
+                        (code, long_start, now), prepare=True).fetchall()
+            if b >= 30:
+                lone_read.append(time.perf_counter() - started)
     # Bursts of single-event requests from BURST_THREADS request threads: each refreshing its
     # grid on its own (queueing on the refresh lock), then pooled as the service does.
     bursts: dict[str, tuple[float, int]] = {}
@@ -235,6 +249,11 @@ def main() -> None:
         figures[f"refresh_grids, batch of {size}"] = median
         print(f"{'refresh_grids after a batch of ' + str(size) + ' new events':58s} "
               f"{median:9.4f}   {1000 * median / size:7.3f} ms/event")
+    read = statistics.median(lone_read)
+    figures["baseline: one grid's window events, prepared read"] = read
+    print(f"{'baseline: one grid' + chr(39) + 's window events, one prepared read':58s} "
+          f"{read:9.4f}   {1000 * read:7.3f} ms (a lone event's refresh: "
+          f"{statistics.median(batches[1]) / read:.1f}x)")
     for label, (seconds, rounds) in bursts.items():
         print(f"{f'{BURST} single-event requests, {BURST_THREADS} threads, {label}':58s} "
               f"{seconds:9.4f}   {1000 * seconds / BURST:7.3f} ms/event ({rounds} refreshes)")

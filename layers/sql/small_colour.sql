@@ -1,8 +1,18 @@
 -- Score and computed colour of small grids from their events (docs/LAYERS.md, "The score").
 -- The placeholders are filters chosen by code: every current small grid (grids) and every
--- routed event (events), or those of the codes array.
+-- routed event (events), or those of the codes array. recent is MATERIALIZED for chosen grids
+-- (their events are read once for the score, heat and warnings, small_tail.sql) and NOT
+-- MATERIALIZED for every grid (each reader scans the window itself rather than the
+-- city's window being spilled to a temporary file).
 WITH grids AS (
     SELECT code FROM grid_current WHERE level = 'small' AND {grids}
+),
+recent AS {recent} (
+    -- Events reported since the earlier of the long window's and the warnings' baseline start.
+    SELECT e.grid_code, e.category, e.severity, e.reported_at, e.due_at,
+           e.status IN ('open', 'in_progress') AS unresolved
+    FROM event e
+    WHERE {events} AND e.reported_at > :read_start AND e.reported_at <= :now
 ),
 weights AS (
     SELECT * FROM unnest(CAST(:cats AS text[]), CAST(:cat_weights AS float8[]))
@@ -10,10 +20,9 @@ weights AS (
 ),
 active AS (
     -- Events reported in the long window, and unresolved events however old.
-    SELECT e.grid_code, e.category, e.severity, e.reported_at, e.due_at,
-           e.status IN ('open', 'in_progress') AS unresolved
-    FROM event e
-    WHERE {events} AND e.reported_at > :long_start AND e.reported_at <= :now
+    SELECT r.grid_code, r.category, r.severity, r.reported_at, r.due_at, r.unresolved
+    FROM recent r
+    WHERE r.reported_at > :long_start
     UNION ALL
     SELECT e.grid_code, e.category, e.severity, e.reported_at, e.due_at, true
     FROM event e

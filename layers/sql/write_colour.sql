@@ -1,7 +1,7 @@
 -- Shown colour (a live pin wins over the computed one), the change log and the upsert.
--- Follows a "fresh" CTE (small_colour.sql or parent_colour.sql) in the same statement; the
--- placeholder filters the stored rows to the same grids (an index probe for a few grids, where
--- the planner would otherwise hash the whole table).
+-- Follows a "fresh" CTE (small_colour.sql or parent_colour.sql) in the same statement, which
+-- small_tail.sql or colour_result.sql ends; the placeholder filters the stored rows to the same
+-- grids (an index probe for a few grids, where the planner would otherwise hash the whole table).
 , pins AS (
     SELECT DISTINCT ON (code) code, colour, reason, pinned_by, expires_at
     FROM colour_pin
@@ -69,8 +69,3 @@ written AS (
            EXCLUDED.yellow_children, EXCLUDED.blue_children, EXCLUDED.rules_version)
     RETURNING 1
 )
--- A written row marks the transaction, so that the version bump needs no answer from here.
-SELECT changes, written,
-       CASE WHEN written > 0 THEN set_config('minqing.layer_changed', 'yes', true) END AS marked
-FROM (SELECT (SELECT count(*) FROM logged) AS changes,
-             (SELECT count(*) FROM written) AS written) AS n
