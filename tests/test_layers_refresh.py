@@ -250,6 +250,29 @@ def test_warning_fires_on_a_spike_and_not_on_steady_data(conn: sa.Connection) ->
     assert conn.execute(sa.text("SELECT count(*) FROM layer_warning")).scalar_one() == 1
 
 
+def test_a_warning_baseline_longer_than_the_long_window_counts_all_its_days(
+        conn: sa.Connection) -> None:
+    # The score, heat and warnings read the grid's events once, from the earlier of the long
+    # window's and the baseline's start: here the baseline (40 days) reaches past the 30 days.
+    rules = _variant({"  baseline_days: 28": "  baseline_days: 40"}, "test-baseline-40")
+    spike = _family(conn)[1][0]
+    events = [Ev(spike, "噪音扰民", days_ago=d + 1.5) for d in range(40)]  # one a day
+    events += [Ev(spike, "噪音扰民", days_ago=0.05 * (i + 1)) for i in range(8)]
+    insert_events(conn, events)
+    for refresh in (refresh_all, lambda c, now, r: refresh_grids(c, [spike], now, r)):
+        conn.execute(sa.text("DELETE FROM layer_warning"))
+        assert refresh(conn, NOW, rules).warnings == 1
+        warning = conn.execute(sa.text(
+            "SELECT code, observed, baseline_events, baseline_days, expected FROM layer_warning"
+        )).one()
+        assert tuple(warning) == (spike, 8, 40, 40, 1.0)
+        heat = conn.execute(sa.text(
+            "SELECT events_7d, events_30d FROM grid_heat WHERE code = :c AND category = :k"),
+            {"c": spike, "k": "噪音扰民"}).one()
+        assert tuple(heat) == (8 + 6, 8 + 29)  # 1.5-6.5 and 1.5-29.5 days ago
+        assert _row(conn, spike).events_30d == 8 + 29
+
+
 def _fixture_events(fixture_dir: Path) -> list[dict[str, str]]:
     with (fixture_dir / "events.csv").open(encoding="utf-8", newline="") as handle:
         return [r for r in csv.DictReader(handle) if r["expected_code"]]
