@@ -251,8 +251,8 @@ def main() -> None:
               f"{median:9.4f}   {1000 * median / size:7.3f} ms/event")
     read = statistics.median(lone_read)
     figures["baseline: one grid's window events, prepared read"] = read
-    print(f"{'baseline: one grid' + chr(39) + 's window events, one prepared read':58s} "
-          f"{read:9.4f}   {1000 * read:7.3f} ms (a lone event's refresh: "
+    label = "baseline: one grid's window events, one prepared read"
+    print(f"{label:58s} {read:9.4f}   {1000 * read:7.3f} ms (a lone event's refresh: "
           f"{statistics.median(batches[1]) / read:.1f}x)")
     for label, (seconds, rounds) in bursts.items():
         print(f"{f'{BURST} single-event requests, {BURST_THREADS} threads, {label}':58s} "
