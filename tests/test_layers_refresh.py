@@ -183,6 +183,57 @@ def test_roll_up_to_medium_and_large(conn: sa.Connection, rule: str) -> None:
     assert _row(conn, large).red_children == list(expected_medium.values()).count("red")
 
 
+def test_a_few_grids_refreshed_one_by_one_log_each_parent_once_and_equal_a_full_one(
+        conn: sa.Connection) -> None:
+    # A yellow and a red sibling and a pinned one, a cousin in another medium grid of the same
+    # large one, and a third medium grid asked for by its code alone (its pin has expired):
+    # statements of one grid each, each parent rolled up once, from its children's final rows
+    # (worst child: the medium grid would be yellow after its first child alone, red after the
+    # second, and the log would show it).
+    rules = _variant({"  rule: share_of_children": "  rule: worst_child",
+                      "  red_share: 0.2\n": "", "  yellow_share: 0.3\n": ""}, "worst")
+    medium, small = _family(conn, 6)
+    large = medium[:9]
+    others = [m for m in _children(conn, large) if m != medium]
+    cousin_medium, alone = others[0], others[1]
+    cousin = _children(conn, cousin_medium)[0]
+    later = NOW + dt.timedelta(hours=2)
+    refresh_all(conn, NOW, rules)
+    pin_colour(conn, small[2], "blue", "已约谈", NOW + dt.timedelta(days=1), "指挥中心", NOW,
+               rules)
+    pin_colour(conn, alone, "yellow", "重点关注", NOW + dt.timedelta(hours=1), "指挥中心", NOW,
+               rules)
+    red = [Ev("", "矛盾纠纷", 4, "open", days_ago=1, due_in_days=0.5)] * 2
+    yellow = [Ev("", "矛盾纠纷", 3, days_ago=1)] * 2
+    plan = {small[0]: yellow, small[1]: red, small[2]: red, cousin: yellow}
+    events = [Ev(code, e.category, e.severity, e.status, e.days_ago, e.due_in_days)
+              for code, evs in plan.items() for e in evs]
+    insert_events(conn, events)
+    computed = {c: colour_of(expected_score([e for e in events if e.code == c], rules,
+                                            later)[0], rules) for c in plan}
+    assert computed == {small[0]: "yellow", small[1]: "red", small[2]: "red", cousin: "yellow"}
+    watched = [*plan, medium, cousin_medium, alone, large]
+    before = {c: _row(conn, c).colour for c in watched}
+    assert before == {c: "yellow" if c in (alone, large) else "blue" for c in watched}
+
+    step = refresh_grids(conn, [*plan, alone], later, rules)
+
+    shown = {c: _row(conn, c).colour for c in watched}
+    assert shown == {small[0]: "yellow", small[1]: "red", small[2]: "blue", cousin: "yellow",
+                     medium: "red", cousin_medium: "yellow", alone: "blue", large: "red"}
+    assert _row(conn, small[2]).computed_colour == "red"
+    log = conn.execute(sa.text(
+        "SELECT code, old_colour, new_colour FROM colour_change WHERE as_of = :t"),
+        {"t": later}).all()
+    assert sorted(tuple(r) for r in log) == sorted(
+        (c, before[c], shown[c]) for c in watched if before[c] != shown[c])
+    assert step.colour_changes == len(log) == 7
+    incremental = _layer(conn)
+    full = refresh_all(conn, later, rules)
+    assert (full.rows_written, full.heat_rows_written, full.changed) == (0, 0, False)
+    assert _layer(conn) == incremental
+
+
 def test_pin_wins_until_it_expires_or_is_released(conn: sa.Connection) -> None:
     medium, small = _family(conn)
     events = [Ev(small[0], "矛盾纠纷", 4, "open", days_ago=1, due_in_days=0.5)] * 3
