@@ -171,6 +171,12 @@ class LocalCluster:
             self._run(psql, "-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres",
                       "-d", "postgres", "-c", f'CREATE DATABASE "{database}"')
 
+    def copy_database(self, template: str, database: str) -> None:
+        """Create ``database`` as a copy of ``template`` (which must have no open sessions)."""
+        psql = str(_postgres_bindir() / "psql")
+        self._run(psql, "-h", str(self.socket_dir), "-p", str(self.port), "-U", "postgres",
+                  "-d", "postgres", "-c", f'CREATE DATABASE "{database}" TEMPLATE "{template}"')
+
     def drop_database(self, database: str) -> None:
         """Drop ``database`` if it exists (tests use this for a clean start)."""
         psql = str(_postgres_bindir() / "psql")

@@ -11,7 +11,6 @@ import dataclasses
 import datetime as dt
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,7 +29,6 @@ from gis.events.partitions import (
     partition_name,
     previous_month,
 )
-from gis.fixture_load import load_fixtures
 from gis.grid_snapshot import GridSnapshot, load_snapshot
 from gis.store import Database, create_engine, migrate
 
@@ -67,15 +65,13 @@ class City:
 
 
 @pytest.fixture(scope="module")
-def city(scratch_module_database: Database, fixture_dir: Path) -> Iterator[City]:
-    engine = create_engine(scratch_module_database)
-    with engine.begin() as conn:
-        load_fixtures(conn, fixture_dir, events=False)
+def city(grids_module_database: Database) -> Iterator[City]:
+    engine = create_engine(grids_module_database)
     with engine.connect() as conn:
         snapshot = load_snapshot(conn)
     code = sorted(snapshot.index.codes)[0]
     point = shapely.point_on_surface(snapshot.index.geoms[snapshot.index.codes.index(code)])
-    yield City(scratch_module_database, engine, snapshot, code, point.x, point.y)
+    yield City(grids_module_database, engine, snapshot, code, point.x, point.y)
     engine.dispose()
 
 

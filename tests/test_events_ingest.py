@@ -32,7 +32,6 @@ from gis.events.ingest import (
     ingest_events,
     paused_gc,
 )
-from gis.fixture_load import load_fixtures
 from gis.grid_listener import libpq_url
 from gis.grid_snapshot import GridSnapshot, load_snapshot
 from gis.store import Database, create_engine
@@ -60,13 +59,11 @@ class City:
 
 
 @pytest.fixture(scope="module")
-def city(scratch_module_database: Database, fixture_dir: Path) -> Iterator[City]:
-    engine = create_engine(scratch_module_database)
-    with engine.begin() as conn:
-        load_fixtures(conn, fixture_dir, events=False)
+def city(grids_module_database: Database) -> Iterator[City]:
+    engine = create_engine(grids_module_database)
     with engine.connect() as conn:
         snapshot = load_snapshot(conn)
-    yield City(scratch_module_database, engine, snapshot)
+    yield City(grids_module_database, engine, snapshot)
     engine.dispose()
 
 

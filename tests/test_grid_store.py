@@ -11,7 +11,7 @@ import shapely
 import sqlalchemy as sa
 from shapely import affinity
 
-from gis.fixture_load import load_fixtures, read_fixture_grids
+from gis.fixture_load import read_fixture_grids
 from gis.grid_import import TopologyRejected, current_grids, import_grid_set
 from gis.gridfiles import as_multipolygons
 from gis.store import Database, create_engine, grid_counts, migrate
@@ -45,17 +45,10 @@ def test_store_holds_the_fixture_exactly(engine: sa.Engine, fixture_dir: Path) -
     assert workers == 7507
 
 
-def _loaded_scratch(scratch_database: Database, fixture_dir: Path) -> sa.Engine:
-    engine = create_engine(scratch_database)
-    with engine.begin() as conn:
-        load_fixtures(conn, fixture_dir)
-    return engine
-
-
 def test_reshape_between_neighbours_keeps_history(
-    scratch_database: Database, fixture_dir: Path
+    city_database: Database
 ) -> None:
-    engine = _loaded_scratch(scratch_database, fixture_dir)
+    engine = create_engine(city_database)
     with engine.connect() as conn:
         small = current_grids(conn, ("small",))
     # Move the dedicated carve-out's area back to its host grid: two grids change, nothing else.
@@ -88,9 +81,9 @@ def test_reshape_between_neighbours_keeps_history(
 
 
 def test_unsound_import_leaves_the_store_unchanged(
-    scratch_database: Database, fixture_dir: Path
+    city_database: Database
 ) -> None:
-    engine = _loaded_scratch(scratch_database, fixture_dir)
+    engine = create_engine(city_database)
     with engine.connect() as conn:
         small = current_grids(conn, ("small",))
     broken = small.copy()

@@ -27,7 +27,6 @@ from layer_cases import (
     rollup_colour,
 )
 
-from gis.fixture_load import load_fixtures
 from gis.store import Database, create_engine
 from layers.pins import pin_colour, release_pin
 from layers.refresh import REFRESH_LOCK, RefreshResult, refresh_all, refresh_grids
@@ -38,10 +37,8 @@ RULES = load_rules(DEFAULT_RULES)
 
 
 @pytest.fixture(scope="module")
-def engine(scratch_module_database: Database, fixture_dir: Path) -> Iterator[sa.Engine]:
-    engine = create_engine(scratch_module_database)
-    with engine.begin() as conn:
-        load_fixtures(conn, fixture_dir)
+def engine(city_module_database: Database) -> Iterator[sa.Engine]:
+    engine = create_engine(city_module_database)
     yield engine
     engine.dispose()
 

@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.settings import Settings
-from gis.fixture_load import load_fixtures
 from gis.grid_import import current_grids, import_grid_set
 from gis.grid_snapshot import load_snapshot
 from gis.gridfiles import as_multipolygons
@@ -83,18 +82,17 @@ def test_every_vertex_of_a_medium_grid_agrees_with_postgis(engine: sa.Engine, sn
 
 
 def test_index_rebuilds_after_a_boundary_change(
-    scratch_database: Database, fixture_dir: Path
+    city_database: Database
 ) -> None:
-    engine = create_engine(scratch_database)
+    engine = create_engine(city_database)
     with engine.begin() as conn:
-        load_fixtures(conn, fixture_dir)
         small = current_grids(conn, ("small",))
     dedicated = small[small["kind"] == "dedicated"].iloc[0]
     host = small[(small["parent_code"] == dedicated["parent_code"])
                  & small.geometry.touches(dedicated.geometry)
                  & (small["code"] != dedicated["code"])].iloc[0]
     point = dedicated.geometry.representative_point()
-    settings = Settings(db=DatabaseSettings(url=scratch_database.url))
+    settings = Settings(db=DatabaseSettings(url=city_database.url))
     with TestClient(create_app(settings)) as client:
         before = client.get("/api/v1/locate", params={"lon": point.x, "lat": point.y}).json()
         assert before["small"]["code"] == dedicated["code"] and before["grid_version"] == 1

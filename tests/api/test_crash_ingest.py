@@ -22,7 +22,6 @@ from test_crash_restart import _free_port, _serve
 
 from api.settings import Settings
 from gis.auth import issue_token
-from gis.fixture_load import load_fixtures
 from gis.settings import DatabaseSettings
 from gis.store import Database, create_engine
 
@@ -41,14 +40,13 @@ def _batch(number: int) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def city(scratch_database: Database, fixture_dir: Path) -> Iterator[tuple[Settings, str]]:
+def city(grids_database: Database) -> Iterator[tuple[Settings, str]]:
     """Settings of a scratch city with no events yet, and an ingest token on it."""
-    engine = create_engine(scratch_database)
+    engine = create_engine(grids_database)
     with engine.begin() as conn:
-        load_fixtures(conn, fixture_dir, events=False)
         token = issue_token(conn, "crash ingest", "ingest")
     engine.dispose()
-    yield Settings(db=DatabaseSettings(url=scratch_database.url)), token
+    yield Settings(db=DatabaseSettings(url=grids_database.url)), token
 
 
 def _stored(settings: Settings, prefix: str) -> tuple[int, int]:

@@ -21,7 +21,6 @@ from sqlalchemy.engine import Engine
 from api.app import create_app
 from api.settings import Settings
 from gis.auth import issue_token, mask_phone
-from gis.fixture_load import load_fixtures
 from gis.grid_snapshot import load_snapshot
 from gis.settings import DatabaseSettings
 from gis.store import Database, create_engine
@@ -240,10 +239,9 @@ class City:
 
 
 @pytest.fixture(scope="module")
-def city(scratch_module_database: Database, fixture_dir: Path) -> Iterator[City]:
-    engine = create_engine(scratch_module_database)
+def city(grids_module_database: Database) -> Iterator[City]:
+    engine = create_engine(grids_module_database)
     with engine.begin() as conn:
-        load_fixtures(conn, fixture_dir, events=False)
         snapshot = load_snapshot(conn)
         codes = sorted(snapshot.index.codes)[:4]
         made = {role: issue_token(conn, f"w {role}", role)
@@ -252,7 +250,7 @@ def city(scratch_module_database: Database, fixture_dir: Path) -> Iterator[City]
     geoms = dict(zip(snapshot.index.codes, snapshot.index.geoms, strict=True))
     points = {c: (shapely.point_on_surface(geoms[c]).x, shapely.point_on_surface(geoms[c]).y)
               for c in codes}
-    settings = Settings(db=DatabaseSettings(url=scratch_module_database.url))
+    settings = Settings(db=DatabaseSettings(url=grids_module_database.url))
     with TestClient(create_app(settings)) as client:
         yield City(client, engine, made, codes, points)
     engine.dispose()

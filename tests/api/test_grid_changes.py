@@ -27,7 +27,6 @@ from shapely.geometry import LineString, mapping
 from api.app import create_app
 from api.settings import Settings
 from gis.auth import issue_token
-from gis.fixture_load import load_fixtures
 from gis.grid_import import current_grids
 from gis.settings import PROJECT_ROOT, DatabaseSettings
 from gis.store import Database, create_engine
@@ -65,15 +64,14 @@ class City:
 
 
 @pytest.fixture(scope="module")
-def city(scratch_module_database: Database, fixture_dir: Path) -> Iterator[City]:
-    engine = create_engine(scratch_module_database)
+def city(city_module_database: Database) -> Iterator[City]:
+    engine = create_engine(city_module_database)
     with engine.begin() as conn:
-        load_fixtures(conn, fixture_dir)
         tokens = {role: issue_token(conn, f"test {role}", role)
                   for role in ("planner", "viewer", "admin")}
-    settings = Settings(db=DatabaseSettings(url=scratch_module_database.url))
+    settings = Settings(db=DatabaseSettings(url=city_module_database.url))
     with TestClient(create_app(settings)) as client:
-        yield City(scratch_module_database, client, engine, tokens)
+        yield City(city_module_database, client, engine, tokens)
     engine.dispose()
 
 

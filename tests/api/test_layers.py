@@ -22,7 +22,6 @@ from layer_cases import Ev, insert_events
 from api.app import create_app
 from api.settings import Settings
 from gis.auth import issue_token, mask_phone
-from gis.fixture_load import load_fixtures
 from gis.settings import DatabaseSettings
 from gis.store import Database, create_engine
 
@@ -55,11 +54,10 @@ def _smalls(engine: sa.Engine) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def city(scratch_module_database: Database, fixture_dir: Path) -> Iterator[City]:
-    engine = create_engine(scratch_module_database)
+def city(grids_module_database: Database) -> Iterator[City]:
+    engine = create_engine(grids_module_database)
     now = dt.datetime.now(dt.UTC)
     with engine.begin() as conn:
-        load_fixtures(conn, fixture_dir, events=False)  # only the events drawn below
         tokens = {role: issue_token(conn, f"test {role}", role) for role in ROLES}
     smalls = _smalls(engine)
     events = [Ev(smalls[0], "矛盾纠纷", 4, "open", days_ago=d, due_in_days=0.1)
@@ -70,7 +68,7 @@ def city(scratch_module_database: Database, fixture_dir: Path) -> Iterator[City]
     events += [Ev(smalls[2], "噪音扰民", days_ago=0.02 * (i + 1)) for i in range(9)]
     with engine.begin() as conn:
         insert_events(conn, events, now, "api")
-    settings = Settings(db=DatabaseSettings(url=scratch_module_database.url))
+    settings = Settings(db=DatabaseSettings(url=grids_module_database.url))
     with TestClient(create_app(settings)) as client:
         yield City(client, engine, tokens, now, events)
     engine.dispose()

@@ -25,7 +25,6 @@ from shapely.geometry import mapping
 from api.app import create_app
 from api.settings import Settings
 from gis.auth import issue_token
-from gis.fixture_load import load_fixtures
 from gis.settings import DatabaseSettings
 from gis.store import Database, create_engine
 from tiles.address import TileAddress
@@ -261,12 +260,11 @@ class City:
 
 
 @pytest.fixture(scope="module")
-def city(scratch_module_database: Database, fixture_dir: Path) -> Iterator[City]:
-    engine = create_engine(scratch_module_database)
+def city(city_module_database: Database) -> Iterator[City]:
+    engine = create_engine(city_module_database)
     with engine.begin() as conn:
-        load_fixtures(conn, fixture_dir)
         token = issue_token(conn, "test planner", "planner")
-    settings = Settings(db=DatabaseSettings(url=scratch_module_database.url))
+    settings = Settings(db=DatabaseSettings(url=city_module_database.url))
     settings.tiles.layer_recheck_s = 600  # only the notification may move the version here
     with TestClient(create_app(settings)) as client:
         yield City(client, engine, token)

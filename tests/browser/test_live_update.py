@@ -18,7 +18,6 @@ from playwright.sync_api import Browser
 from api.app import create_app
 from api.settings import Settings
 from gis.auth import issue_token
-from gis.fixture_load import load_fixtures
 from gis.settings import DatabaseSettings
 from gis.store import Database, create_engine
 from layers.refresh import refresh_all
@@ -27,13 +26,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def city_server(scratch_module_database: Database, fixture_dir: Path) -> Iterator[LiveServer]:
+def city_server(city_module_database: Database) -> Iterator[LiveServer]:
     """The app on a scratch city (this module writes events)."""
-    engine = create_engine(scratch_module_database)
-    settings = Settings(db=DatabaseSettings(url=scratch_module_database.url))
+    engine = create_engine(city_module_database)
+    settings = Settings(db=DatabaseSettings(url=city_module_database.url))
     app = create_app(settings)
     with engine.begin() as conn:
-        load_fixtures(conn, fixture_dir)
         refresh_all(conn)
     with serve_app(app) as server:
         server.engine = engine
