@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,9 +49,35 @@ def database() -> Iterator[Database]:
         started = database.cluster.start()
         database.cluster.drop_database(TEST_DB)
         database.cluster.ensure_database(TEST_DB)
+        _drop_left_behind(database)
     yield database
     if started and database.cluster is not None:
         database.cluster.stop()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _drop_left_behind(database: Database) -> None:
+    """Drop the scratch and template databases of test runs that were killed (113 MB each)."""
+    assert database.cluster is not None
+    admin = sa.create_engine(database.cluster.url("postgres"), poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        names = conn.execute(sa.text(
+            r"SELECT datname FROM pg_database WHERE datname ~ '^minqing_(scratch|template)_'"
+        )).scalars().all()
+    admin.dispose()
+    for name in names:
+        pid = re.fullmatch(r"minqing_(?:scratch_(\d+)_\d+|template_[a-z]+_(\d+))", name)
+        if pid is not None and not _alive(int(pid.group(1) or pid.group(2))):
+            database.cluster.drop_database(name)
 
 
 @pytest.fixture(scope="session")
