@@ -66,7 +66,7 @@ def _alive(pid: int) -> bool:
 
 
 def _drop_left_behind(database: Database) -> None:
-    """Drop the scratch and template databases of test runs that were killed (113 MB each)."""
+    """Drop the scratch and template databases of test runs that were killed (a city: 113 MB)."""
     assert database.cluster is not None
     admin = sa.create_engine(database.cluster.url("postgres"), poolclass=sa.pool.NullPool)
     with admin.connect() as conn:
