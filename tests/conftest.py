@@ -60,8 +60,8 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # another user's process
+        pass
     return True
 
 
@@ -75,8 +75,8 @@ def _drop_left_behind(database: Database) -> None:
         )).scalars().all()
     admin.dispose()
     for name in names:
-        pid = re.fullmatch(r"minqing_(?:scratch_(\d+)_\d+|template_[a-z]+_(\d+))", name)
-        if pid is not None and not _alive(int(pid.group(1) or pid.group(2))):
+        pid = re.match(r"minqing_(?:scratch|template)_(\d+)_", name)  # _scratch, city_template
+        if pid is not None and not _alive(int(pid.group(1))):
             database.cluster.drop_database(name)
 
 
@@ -103,7 +103,7 @@ def city_template(database: Database, fixture_dir: Path) -> Iterator[Callable[[b
 
     def template(events: bool) -> str:
         if events not in made:
-            name = f"minqing_template_{'city' if events else 'grids'}_{os.getpid()}"
+            name = f"minqing_template_{os.getpid()}_{'city' if events else 'grids'}"
             cluster.drop_database(name)
             cluster.ensure_database(name)
             engine = create_engine(Database(url=cluster.url(name), cluster=cluster))
