@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import gc
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from typer.testing import CliRunner
 from gis.events.ingest import (
     ALREADY,
     CREATED,
+    PART_ROWS,
     REJECTED,
     StaleGridVersion,
     ingest_events,
@@ -280,7 +282,9 @@ def test_csv_import_with_rejects_file(city: City, fixture_dir: Path, tmp_path: P
 
 
 def test_large_batch_keeps_row_order_and_repeats(city: City) -> None:
-    n = 5500
+    n = 5500  # three parts of PART_ROWS
+    assert PART_ROWS == 2500
+    switch = sys.getswitchinterval()
     rows: list[Any] = []
     for k in range(n):
         _, x, y = _inside(city, k % 50)
@@ -294,6 +298,7 @@ def test_large_batch_keeps_row_order_and_repeats(city: City) -> None:
     assert result.outcomes[2 * 2500 + 1].result == REJECTED
     assert result.count(CREATED) == n - 2
     assert city.count("SELECT count(*) FROM event WHERE source_id LIKE 'LARGE-%'") == n - 2
+    assert sys.getswitchinterval() == switch  # the parts' short GIL switch interval is undone
 
 
 def test_garbage_collector_is_back_after_each_batch(city: City) -> None:

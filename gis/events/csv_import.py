@@ -32,6 +32,7 @@ from gis.events.ingest import (
     StaleGridVersion,
     paused_gc,
     prepare_events,
+    quick_gil_handoff,
     store_prepared,
 )
 from gis.events.model import EventIn
@@ -157,19 +158,20 @@ def import_csv(begin: Callable[[], AbstractContextManager[Connection]],
         writer.writerow(["row", *header, "reason"])
     try:
         chunks = csv_chunks(source, chunk_rows_n, encoding)
-        for frame, batch in _prepare_ahead(chunks, snapshot, default_crs):
-            result = _store_chunk(begin, snapshot, frame, batch, default_crs)
-            if writer is not None:
-                records = frame.to_numpy(dtype=object)
-                for outcome in result.outcomes:
-                    if outcome.result == REJECTED:
-                        writer.writerow([counts.read + outcome.index + 1,
-                                         *records[outcome.index], outcome.reason])
-            counts.add(result)
-            if on_chunk is not None:
-                on_chunk(result)
-            bar.update(len(frame))
-            bar.set_postfix(created=counts.created, rejected=counts.rejected, refresh=False)
+        with quick_gil_handoff():  # the store gets the GIL back at once from the parser
+            for frame, batch in _prepare_ahead(chunks, snapshot, default_crs):
+                result = _store_chunk(begin, snapshot, frame, batch, default_crs)
+                if writer is not None:
+                    records = frame.to_numpy(dtype=object)
+                    for outcome in result.outcomes:
+                        if outcome.result == REJECTED:
+                            writer.writerow([counts.read + outcome.index + 1,
+                                             *records[outcome.index], outcome.reason])
+                counts.add(result)
+                if on_chunk is not None:
+                    on_chunk(result)
+                bar.update(len(frame))
+                bar.set_postfix(created=counts.created, rejected=counts.rejected, refresh=False)
     finally:
         bar.close()
         if reject_file is not None:

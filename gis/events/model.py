@@ -140,10 +140,13 @@ class Unreadable(str):
     __slots__ = ()
 
 
-def parse_rows(rows: Iterable[Mapping[str, Any] | Any]) -> ParsedRows:
-    """Validate each row on its own; a bad row is kept as a reason, never raised."""
+def parse_rows(rows: Iterable[Mapping[str, Any] | Any], start: int = 0) -> ParsedRows:
+    """Validate each row on its own; a bad row is kept as a reason, never raised.
+
+    Rows are numbered from ``start`` (a part of a longer batch keeps the batch's numbers).
+    """
     parsed = ParsedRows()
-    for i, row in enumerate(rows):
+    for i, row in enumerate(rows, start):
         if isinstance(row, Unreadable):
             parsed.rejects[i] = str(row)
             continue
